@@ -1,0 +1,27 @@
+# The two commands: `make run` (the pipeline on the bundled sample) and `make test`.
+# Both create or update the virtual environment in .venv/ from uv.lock first.
+PYTHON ?= python3.10
+UV_VERSION := 0.9.7
+UV := .tools/bin/uv
+VENV_STAMP := .venv/.synced
+
+.PHONY: run test venv clean
+
+run: $(VENV_STAMP)
+	.venv/bin/qqp-tfx run $(ARGS)
+
+test: $(VENV_STAMP)
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+venv: $(VENV_STAMP)
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV_STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+clean:
+	rm -rf artifacts

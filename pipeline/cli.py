@@ -1,0 +1,119 @@
+"""The `qqp-tfx` command line. Heavy imports (TensorFlow, TFX) happen only inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import warnings
+from typing import Sequence
+
+from pipeline.config import BUNDLED_SAMPLE, ConfigError, PipelineConfig, load_config_file
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = PipelineConfig()
+    run = subparsers.add_parser(
+        "run", help="run the pipeline locally (LocalDagRunner)",
+        description="Ingest and validate QQP data with TFX on this machine. Options "
+                    "override values from --config; both override the defaults shown.")
+    run.add_argument("--config", help="YAML or JSON file whose keys are these option names")
+    run.add_argument("--data", default=None,
+                     help="GLUE-format TSV file, a directory with train.tsv and dev.tsv "
+                          "(or HF parquet/arrow files), or hf:NAME[:CONFIG] such as "
+                          f"hf:nyu-mll/glue [default: the bundled sample {BUNDLED_SAMPLE.name}]")
+    run.add_argument("--pipeline-root", default=None,
+                     help=f"where TFX writes artifacts [default: {defaults.pipeline_root}]")
+    run.add_argument("--metadata", default=None,
+                     help=f"ML Metadata SQLite file [default: {defaults.metadata}]")
+    run.add_argument("--beam-pipeline-args", default=None,
+                     help="arguments for every Beam-powered component, in one quoted string, "
+                          "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")
+    run.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
+                     help="re-run every component even when its inputs did not change")
+    run.add_argument("--verbose", action="store_true", help="show all TFX and Beam logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser for all `qqp-tfx` commands."""
+    parser = argparse.ArgumentParser(
+        prog="qqp-tfx",
+        description="A TFX pipeline that fine-tunes BERT on Quora Question Pairs.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run_parser(subparsers)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """Merges defaults, the --config file and command-line options, in that order."""
+    config = PipelineConfig()
+    if args.config:
+        config = config.with_overrides(load_config_file(args.config))
+    overrides = {key: value for key, value in vars(args).items()
+                 if key not in ("command", "config", "verbose")}
+    beam_args = overrides.pop("beam_pipeline_args")
+    config = config.with_overrides(overrides)
+    if isinstance(config.beam_pipeline_args, str):
+        config.beam_pipeline_args = shlex.split(config.beam_pipeline_args)
+    if beam_args is not None:
+        config.beam_pipeline_args = shlex.split(beam_args)
+    return config
+
+
+def _user_facing_error(error: BaseException) -> BaseException | None:
+    """Finds a data or configuration error anywhere in an exception's chain."""
+    from components.data_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
+    from components.qqp_records import QqpDataError  # pylint: disable=import-outside-toplevel
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, (QqpDataError, DataAnomaliesError, ConfigError)):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _run(args: argparse.Namespace) -> None:
+    # pylint: disable=import-outside-toplevel
+    from pipeline import data_summary, local_runner, progress, run_results
+
+    config = config_from_args(args)
+    progress.install(args.verbose)
+    print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
+    local_runner.run_local(config)
+    run = run_results.latest_run(config.metadata)
+    print("Ingested and validated:")
+    for line in data_summary.summarize(run["StatisticsGen"]):
+        print(f"  {line}")
+    print(f"Artifacts: {config.pipeline_root}  Metadata: {config.metadata}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `qqp-tfx` console script."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+    try:
+        {"run": _run}[args.command](args)
+    except Exception as error:  # pylint: disable=broad-except
+        known = _user_facing_error(error)
+        if known is None:
+            raise
+        print(f"qqp-tfx: error: {_first_message(known)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _first_message(error: BaseException) -> str:
+    """The error's own message, without the context Beam appends to it."""
+    message = str(error)
+    return message.split(" [while running")[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

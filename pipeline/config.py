@@ -1,0 +1,60 @@
+"""Pipeline configuration: defaults, config files and command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
+PIPELINE_NAME = "qqp-tfx"
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Everything a run of the pipeline needs; every field can come from a config file."""
+
+    data: str = str(BUNDLED_SAMPLE)
+    pipeline_root: str = "artifacts/pipeline"
+    metadata: str = "artifacts/metadata.sqlite"
+    beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
+    enable_cache: bool = True
+
+    @property
+    def download_dir(self) -> str:
+        """Where `hf:` datasets are written as parquet before ingestion."""
+        return os.path.join(self.pipeline_root, "hf_datasets")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> "PipelineConfig":
+        """Returns a copy with the given fields replaced; `None` values are ignored."""
+        known = {field.name for field in dataclasses.fields(self)}
+        values = {key.replace("-", "_"): value for key, value in overrides.items()
+                  if value is not None}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **values)
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Reads a YAML or JSON config file whose keys are option names (`max-seq-length`)."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            values = (json.load(stream) if path.endswith(".json")
+                      else yaml.safe_load(stream)) or {}
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        raise ConfigError(f"{path}: not valid YAML/JSON: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    return values

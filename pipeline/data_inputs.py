@@ -1,0 +1,108 @@
+"""Turns the user's `--data` value into ExampleGen input and output configs.
+
+Accepted values:
+- a GLUE TSV file, or a parquet/arrow file: hash-split into train and eval;
+- a directory holding a train file and an eval file (`train.tsv` + `dev.tsv`,
+  `train*.parquet` + `validation*.parquet`, or HF `save_to_disk` folders
+  `train/*.arrow` + `validation/*.arrow`);
+- `hf:NAME[:CONFIG]`: a Hugging Face dataset (`hf:nyu-mll/glue` means config
+  `qqp`), downloaded once with `datasets.load_dataset` and written to parquet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+
+from components.example_gen import HF_SUFFIXES, TSV_SUFFIX
+from components.qqp_records import QqpDataError
+
+HF_PREFIX = "hf:"
+TRAIN_PATTERNS = ("train.tsv", "train*.parquet", "train/*.arrow", "train*.arrow")
+EVAL_PATTERNS = ("dev.tsv", "validation*.parquet", "validation/*.arrow", "validation*.arrow")
+TEST_PATTERNS = ("test.tsv", "test*.parquet", "test/*.arrow", "test*.arrow")
+# A single input file is split by hash: 9 buckets train, 1 bucket eval.
+SINGLE_FILE_BUCKETS = {"train": 9, "eval": 1}
+HF_SPLITS = {"train": "train", "validation": "eval"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInput:
+    """Where ExampleGen reads and how its splits are formed."""
+
+    input_base: str
+    split_patterns: dict[str, str]  # input split name -> glob relative to input_base
+    hash_buckets: dict[str, int] | None = None  # set when one input is split by hash
+
+
+def resolve_data(data: str, download_dir: str) -> DataInput:
+    """Resolves `--data` (file, directory or `hf:` dataset) into a `DataInput`."""
+    if data.startswith(HF_PREFIX):
+        return _resolve_directory(materialize_hf_dataset(data[len(HF_PREFIX):], download_dir))
+    if "://" in data:  # remote directory (gs://, s3://): layout is checked by ExampleGen
+        return DataInput(data, {"train": TRAIN_PATTERNS[0], "eval": EVAL_PATTERNS[0]})
+    path = os.path.abspath(data)
+    if os.path.isdir(path):
+        return _resolve_directory(path)
+    if not os.path.exists(path):
+        raise QqpDataError(f"{data}: no such file or directory")
+    if not path.endswith((TSV_SUFFIX,) + HF_SUFFIXES):
+        raise QqpDataError(
+            f"{data}: unsupported file type; expected {TSV_SUFFIX} or one of {HF_SUFFIXES}")
+    return DataInput(os.path.dirname(path), {"all": glob.escape(os.path.basename(path))},
+                     dict(SINGLE_FILE_BUCKETS))
+
+
+def _first_match(directory: str, patterns: tuple[str, ...]) -> str | None:
+    for pattern in patterns:
+        if glob.glob(os.path.join(glob.escape(directory), pattern)):
+            return pattern
+    return None
+
+
+def _resolve_directory(directory: str) -> DataInput:
+    train = _first_match(directory, TRAIN_PATTERNS)
+    evaluation = _first_match(directory, EVAL_PATTERNS)
+    if train and evaluation:
+        return DataInput(directory, {"train": train, "eval": evaluation})
+    if not train and not evaluation and _first_match(directory, TEST_PATTERNS):
+        raise QqpDataError(
+            f"{directory}: holds only unlabeled test files; QQP test labels are not "
+            "public, so give labeled train and dev/validation files")
+    missing, patterns = ("train", TRAIN_PATTERNS) if not train else ("eval", EVAL_PATTERNS)
+    raise QqpDataError(f"{directory}: has no {missing} file ({', '.join(patterns)}); give a "
+                       "directory with both, or a single file to split into train and eval")
+
+
+def parse_hf_name(spec: str) -> tuple[str, str | None]:
+    """Splits `NAME[:CONFIG]`; GLUE (`nyu-mll/glue` or `glue`) defaults to `qqp`."""
+    name, _, config = spec.partition(":")
+    if not config and name in ("nyu-mll/glue", "glue"):
+        config = "qqp"
+    return name, config or None
+
+
+def materialize_hf_dataset(spec: str, download_dir: str) -> str:
+    """Loads a HF dataset once and writes its labeled splits as parquet files.
+
+    Returns the directory holding `train.parquet` and `validation.parquet`.
+    Unlabeled splits (GLUE's `test`) are not written.
+    """
+    import datasets  # pylint: disable=import-outside-toplevel
+
+    name, config = parse_hf_name(spec)
+    target = os.path.join(download_dir, name.strip("/").replace("/", "__"), config or "default")
+    if all(os.path.exists(os.path.join(target, f"{split}.parquet")) for split in HF_SPLITS):
+        return target
+    dataset_dict = datasets.load_dataset(name, config)
+    missing = [split for split in HF_SPLITS if split not in dataset_dict]
+    if missing:
+        raise QqpDataError(f"{HF_PREFIX}{spec}: has splits {sorted(dataset_dict)}, "
+                           f"but lacks the labeled split(s) {missing}")
+    os.makedirs(target, exist_ok=True)
+    for split in HF_SPLITS:
+        partial = os.path.join(target, f"{split}.parquet.partial")
+        dataset_dict[split].to_parquet(partial)
+        os.replace(partial, os.path.join(target, f"{split}.parquet"))
+    return target

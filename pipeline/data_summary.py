@@ -1,0 +1,38 @@
+"""A short summary of the ingested data: examples and duplicates per split."""
+
+from __future__ import annotations
+
+import os
+
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from pipeline.run_results import NodeResult, split_names
+
+LABEL = "is_duplicate"
+
+
+def _load_split_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatistics:
+    path = os.path.join(uri, f"Split-{split}", "FeatureStats.pb")
+    with open(path, "rb") as stream:
+        return statistics_pb2.DatasetFeatureStatisticsList.FromString(stream.read()).datasets[0]
+
+
+def label_counts(statistics: statistics_pb2.DatasetFeatureStatistics) -> dict[str, int]:
+    """Counts of each label value, from the categorical label's top values."""
+    for feature in statistics.features:
+        if feature.path.step == [LABEL]:
+            return {value.value: int(value.frequency)
+                    for value in feature.string_stats.top_values}
+    raise KeyError(f"no statistics for feature {LABEL}")
+
+
+def summarize(statistics_gen: NodeResult) -> list[str]:
+    """One line per split: number of examples and of duplicates."""
+    artifact = statistics_gen.outputs["statistics"][0]
+    lines = []
+    for split in split_names(artifact):
+        statistics = _load_split_statistics(artifact.uri, split)
+        counts = label_counts(statistics)
+        lines.append(f"{split}: {statistics.num_examples:,} pairs, "
+                     f"{counts.get('1', 0):,} duplicates, {counts.get('0', 0):,} not")
+    return lines

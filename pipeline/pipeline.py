@@ -1,0 +1,56 @@
+"""The QQP pipeline definition, shared by every runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components import example_gen
+from components.data_gate import DataValidationGate
+from pipeline.config import PIPELINE_NAME, PipelineConfig
+from pipeline.data_inputs import DataInput
+
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
+
+
+def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
+    input_config = example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=pattern)
+        for name, pattern in data_input.split_patterns.items()])
+    output_config = None
+    if data_input.hash_buckets:
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+                    for name, buckets in data_input.hash_buckets.items()]))
+    return FileBasedExampleGen(
+        input_base=data_input.input_base,
+        input_config=input_config,
+        output_config=output_config,
+        custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
+    ).with_id("QqpExampleGen")
+
+
+def create_pipeline(config: PipelineConfig, data_input: DataInput,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """Builds the pipeline: ingestion and data validation."""
+    examples_gen = _example_gen(data_input)
+    schema_importer = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=examples_gen.outputs["examples"], schema=schema_importer.outputs["schema"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_importer.outputs["schema"])
+    data_gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"])
+    return tfx.dsl.Pipeline(
+        pipeline_name=PIPELINE_NAME,
+        pipeline_root=config.pipeline_root,
+        components=[examples_gen, schema_importer, statistics_gen, example_validator,
+                    data_gate],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=config.beam_pipeline_args,
+    )

@@ -1,0 +1,65 @@
+"""Reads what the latest pipeline run produced from ML Metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline.config import PIPELINE_NAME
+
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_CACHED = metadata_store_pb2.Execution.CACHED
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeResult:
+    """One component's execution in a run and the artifacts it output."""
+
+    cached: bool
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
+
+    def output_uri(self, key: str) -> str:
+        """The URI of the single artifact output under `key`."""
+        return self.outputs[key][0].uri
+
+
+def _open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    if not os.path.exists(metadata_path):
+        raise FileNotFoundError(f"{metadata_path}: no ML Metadata store; run `qqp-tfx run` first")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run(metadata_path: str) -> dict[str, NodeResult]:
+    """Maps each component id of the newest pipeline run to its `NodeResult`."""
+    store = _open_store(metadata_path)
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        raise LookupError(f"{metadata_path}: holds no pipeline run")
+    run = max(runs, key=lambda context: context.create_time_since_epoch)
+    results = {}
+    for execution in store.get_executions_by_context(run.id):
+        node_prefix = PIPELINE_NAME + "."
+        node_id = next(context.name[len(node_prefix):]
+                       for context in store.get_contexts_by_execution(execution.id)
+                       if context.name.startswith(node_prefix))
+        events = [event for event in store.get_events_by_execution_ids([execution.id])
+                  if event.type in _OUTPUT_EVENTS]
+        artifacts = {artifact.id: artifact for artifact in
+                     store.get_artifacts_by_id([event.artifact_id for event in events])}
+        outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+        for event in events:
+            outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+        results[node_id] = NodeResult(execution.last_known_state == _CACHED, outputs)
+    return results
+
+
+def split_names(artifact: metadata_store_pb2.Artifact) -> list[str]:
+    """The split names recorded on an Examples or statistics artifact."""
+    return json.loads(artifact.properties["split_names"].string_value)
