@@ -32,6 +32,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--beam-pipeline-args", default=None,
                      help="arguments for every Beam-powered component, in one quoted string, "
                           "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")
+    run.add_argument("--until", metavar="COMPONENT", default=None,
+                     help="run only up to this component, e.g. DataValidationGate to "
+                          "ingest and validate data without training")
     run.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
                      help="re-run every component even when its inputs did not change")
     run.add_argument("--verbose", action="store_true", help="show all TFX and Beam logs")

@@ -10,6 +10,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from components.checkpoint import DEFAULT_CHECKPOINT
+from components.hyperparameters import Hyperparameters
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
 PIPELINE_NAME = "qqp-tfx"
@@ -28,6 +31,29 @@ class PipelineConfig:
     metadata: str = "artifacts/metadata.sqlite"
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     enable_cache: bool = True
+    until: str | None = None  # run only this component and what it depends on
+    checkpoint: str = DEFAULT_CHECKPOINT
+    max_seq_length: int = 128
+    epochs: int = 2
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    max_train_examples: int | None = None
+    baseline_epochs: int = 1
+    baseline_learning_rate: float = 1e-3
+    seed: int = 42
+
+    def hyperparameters(self) -> Hyperparameters:
+        """Hyperparameters of the fine-tuned candidate."""
+        return Hyperparameters(
+            checkpoint=self.checkpoint, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, epochs=self.epochs, seed=self.seed,
+            max_train_examples=self.max_train_examples)
+
+    def baseline_hyperparameters(self) -> Hyperparameters:
+        """The not-fine-tuned baseline: frozen encoder, only the head is fitted."""
+        return dataclasses.replace(
+            self.hyperparameters(), fine_tune_encoder=False, epochs=self.baseline_epochs,
+            learning_rate=self.baseline_learning_rate, warmup_ratio=0.0)
 
     @property
     def download_dir(self) -> str:

@@ -11,6 +11,7 @@ from tfx.proto import example_gen_pb2
 
 from components import example_gen
 from components.data_gate import DataValidationGate
+from components.hyperparameters import Hyperparameters
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
 
@@ -34,9 +35,19 @@ def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
     ).with_id("QqpExampleGen")
 
 
+def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters
+             ) -> tfx.components.Trainer:
+    return tfx.components.Trainer(
+        run_fn="components.trainer.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=transform.outputs["post_transform_schema"],
+        custom_config=hparams.to_custom_config())
+
+
 def create_pipeline(config: PipelineConfig, data_input: DataInput,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """Builds the pipeline: ingestion and data validation."""
+    """Builds the pipeline: ingestion, validation, Transform, candidate and baseline Trainers."""
     examples_gen = _example_gen(data_input)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
     statistics_gen = tfx.components.StatisticsGen(
@@ -45,11 +56,21 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"])
     data_gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"])
+    transform = tfx.components.Transform(
+        examples=examples_gen.outputs["examples"],
+        schema=schema_importer.outputs["schema"],
+        preprocessing_fn="components.transform.preprocessing_fn",
+        custom_config={"checkpoint": config.checkpoint,
+                       "max_seq_length": config.max_seq_length})
+    transform.add_upstream_node(data_gate)
+    trainer = _trainer(transform, config.hyperparameters()).with_id("Trainer")
+    baseline_trainer = _trainer(transform, config.baseline_hyperparameters()).with_id(
+        "BaselineTrainer")
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
-                    data_gate],
+                    data_gate, transform, trainer, baseline_trainer],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=config.beam_pipeline_args,

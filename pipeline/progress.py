@@ -9,7 +9,11 @@ import time
 
 _COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")
 # Warnings TFX 1.16 emits on every run that mean nothing to the user.
-_KNOWN_NOISE = ("ArtifactQuery.property_predicate is not supported.",)
+_KNOWN_NOISE = (
+    "ArtifactQuery.property_predicate is not supported.",
+    "Tables initialized inside a tf.function",  # TFT traces the vocabulary table by design
+    "Examples artifact does not have payload_format custom property.",
+)
 
 
 class ComponentProgressHandler(logging.Handler):
@@ -30,7 +34,7 @@ class ComponentProgressHandler(logging.Handler):
             else:
                 elapsed = time.monotonic() - self._started.pop(component, time.monotonic())
                 line = f"✔ {component} done in {elapsed:.1f} s"
-        elif record.levelno >= logging.WARNING and message not in _KNOWN_NOISE:
+        elif record.levelno >= logging.WARNING and not message.startswith(_KNOWN_NOISE):
             line = f"  {record.levelname.lower()}: {message.splitlines()[0] if message else ''}"
         else:
             return

@@ -14,7 +14,8 @@ from tests.conftest import REPO_ROOT, write_tsv
 
 def _run_cli(data: Path, root: Path, *extra: str) -> int:
     return cli.main(["run", "--data", str(data), "--pipeline-root", str(root / "pipeline"),
-                     "--metadata", str(root / "metadata.sqlite"), *extra])
+                     "--metadata", str(root / "metadata.sqlite"), "--until", "DataValidationGate",
+                     *extra])
 
 
 def test_ingests_validates_and_caches(small_qqp_dir: Path, tmp_path: Path, capsys):

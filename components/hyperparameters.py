@@ -1,0 +1,36 @@
+"""Training hyperparameters, carried in the Trainer's `custom_config`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from components.checkpoint import DEFAULT_CHECKPOINT
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameters:
+    """What one Trainer run needs besides its data."""
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    epochs: int = 2
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    pooling: str = "mean"
+    fine_tune_encoder: bool = True
+    max_train_examples: int | None = None
+    eval_batch_size: int = 64
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "Hyperparameters":
+        """Reads the known keys of a Trainer `custom_config`, ignoring others."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in (custom_config or {}).items()
+                      if key in names})
+
+    def to_custom_config(self) -> dict[str, Any]:
+        """The JSON-friendly dict passed as `custom_config`."""
+        return dataclasses.asdict(self)
