@@ -24,7 +24,7 @@ class QqpPair:
     id: int
     question1: str
     question2: str
-    is_duplicate: int
+    is_duplicate: int | None  # None only for unlabeled input to `predict`
 
 
 def _where(source: str, row: int | None, line: int | None = None) -> str:
@@ -36,10 +36,11 @@ def _where(source: str, row: int | None, line: int | None = None) -> str:
 
 
 def make_pair(source: str, row: int, line: int | None, pair_id: Any, question1: Any,
-              question2: Any, label: Any) -> QqpPair:
+              question2: Any, label: Any, require_label: bool = True) -> QqpPair:
     """Validates one row's values and returns it as a `QqpPair`.
 
     `row` counts data rows from 1; `line` is the physical line (header = 1).
+    With `require_label=False` a missing label (None) is allowed.
     """
     where = _where(source, row, line)
     try:
@@ -51,6 +52,8 @@ def make_pair(source: str, row: int, line: int | None, pair_id: Any, question1: 
             raise QqpDataError(f"{where}: {name} is missing (got {question!r})")
         if not question.strip():
             raise QqpDataError(f"{where}: {name} is empty")
+    if label is None and not require_label:
+        return QqpPair(parsed_id, question1, question2, None)
     label_text = str(label).strip()
     if label_text == "-1":
         raise QqpDataError(
@@ -78,11 +81,13 @@ def _strip_line_end(raw_line: bytes) -> bytes:
     return raw_line
 
 
-def _check_header(source: str, header: bytes) -> None:
-    columns = tuple(_decode(_strip_line_end(header), f"{source}: line 1").split("\t"))
-    if columns == TSV_COLUMNS:
-        return
-    if columns == GLUE_TEST_COLUMNS:
+def _read_header(source: str, header: bytes, require_label: bool) -> list[str]:
+    columns = _decode(_strip_line_end(header), f"{source}: line 1").split("\t")
+    if tuple(columns) == TSV_COLUMNS:
+        return columns
+    if tuple(columns) in (GLUE_TEST_COLUMNS, TSV_COLUMNS[:-1]):
+        if not require_label:
+            return columns
         raise QqpDataError(
             f"{source}: line 1: this is an unlabeled GLUE test file (columns "
             f"{' '.join(columns)}); only labeled train/dev files can be ingested")
@@ -91,29 +96,32 @@ def _check_header(source: str, header: bytes) -> None:
         f"(tab-separated), found {' '.join(columns)!r}")
 
 
-def read_tsv_pairs(stream: BinaryIO, source: str) -> Iterator[QqpPair]:
+def read_tsv_pairs(stream: BinaryIO, source: str, require_label: bool = True
+                   ) -> Iterator[QqpPair]:
     """Yields the pairs of a GLUE-format QQP TSV file (tab-separated, no quoting).
 
     Raises `QqpDataError` for an empty file, a wrong header, a row with the wrong
     number of columns, bytes that are not UTF-8, a bad id or label, or an empty
-    question.
+    question. With `require_label=False`, files without the `is_duplicate`
+    column (GLUE's test layout) are accepted too.
     """
     header = stream.readline()
     if not header:
         raise QqpDataError(f"{source}: the file is empty (expected a header line "
                            f"{' '.join(TSV_COLUMNS)!r})")
-    _check_header(source, header)
+    columns = _read_header(source, header, require_label)
     row = 0
     for row, raw_line in enumerate(stream, start=1):
         line = row + 1
         where = _where(source, row, line)
         fields = _decode(_strip_line_end(raw_line), where).split("\t")
-        if len(fields) != len(TSV_COLUMNS):
+        if len(fields) != len(columns):
             raise QqpDataError(
-                f"{where}: expected {len(TSV_COLUMNS)} tab-separated columns, found "
+                f"{where}: expected {len(columns)} tab-separated columns, found "
                 f"{len(fields)} (a tab or line break inside a question, or a missing field?)")
-        pair_id, _qid1, _qid2, question1, question2, label = fields
-        yield make_pair(source, row, line, pair_id, question1, question2, label)
+        values = dict(zip(columns, fields))
+        yield make_pair(source, row, line, values["id"], values["question1"],
+                        values["question2"], values.get("is_duplicate"), require_label)
     if row == 0:
         raise QqpDataError(f"{source}: the file has a header but no data rows")
 

@@ -16,7 +16,12 @@ tensorflow_text's own BERT normalizers fold compatibility characters (NFKC), and
 \\p{..} classes follow a newer Unicode version than `tokenizers` (which classifies chars
 with the `unicode_categories` crate, Unicode 9.0), so the character classes are spelled
 out explicitly below. They were extracted code point by code point from tokenizers 0.22;
-`benchmarks/tokenizer_parity.py --unicode` re-checks every code point.
+`benchmarks/tokenizer_parity.py --unicode` re-checks every code point. Known difference:
+tf.strings.lower (ICU) lacks the 95 case mappings added in Unicode 14-16 (e.g. U+2C2F,
+U+A7C0, Vithkuqi, Garay); neither case of those letters is in BERT vocabularies, so the
+ids are still identical.
+
+Loading a graph that contains these ops requires `import tensorflow_text` first.
 """
 
 from __future__ import annotations
@@ -265,8 +270,13 @@ def truncation_lengths(
 
 
 def _keep_first(ids: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-    positions = tf.ragged.range(ids.row_lengths())
-    return tf.ragged.boolean_mask(ids, positions < tf.expand_dims(lengths, 1))
+    """Keeps the first lengths[i] ids of each row i of a 2-D ragged tensor."""
+    rows = ids.value_rowids()
+    positions = tf.range(tf.size(rows, out_type=tf.int64)) - tf.gather(ids.row_starts(), rows)
+    keep = positions < tf.gather(lengths, rows)
+    return tf.RaggedTensor.from_value_rowids(
+        tf.boolean_mask(ids.values, keep), tf.boolean_mask(rows, keep), ids.nrows(), validate=False
+    )
 
 
 @tf.autograph.experimental.do_not_convert  # plain graph code; skips slow AutoGraph
@@ -277,7 +287,7 @@ def tokenize_pairs(
     max_length: int,
     vocab_table: tf.lookup.StaticHashTable | None = None,
 ) -> dict[str, tf.RaggedTensor]:
-    """Tokenizes question pairs exactly like BertTokenizerFast(q1s, q2s, truncation=True, max_length=...).
+    """Tokenizes pairs like BertTokenizerFast(q1s, q2s, truncation=True, max_length=max_length).
 
     question1/question2: tf.string tensors of shape [batch] (or [batch, 1]), UTF-8.
     Returns ragged int64 'input_ids', 'attention_mask', 'token_type_ids' of shape

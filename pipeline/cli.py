@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -40,6 +41,25 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--verbose", action="store_true", help="show all TFX and Beam logs")
 
 
+def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
+    predict = subparsers.add_parser(
+        "predict", help="score a GLUE-format TSV with a pushed model",
+        description="Write id, probability (of duplicate) and label for every pair of a "
+                    "GLUE-format TSV; the is_duplicate column is optional.")
+    evaluate = subparsers.add_parser(
+        "evaluate", help="print accuracy, F1, precision, recall, ROC AUC of a pushed model",
+        description="Score a labeled GLUE-format TSV and print one JSON object with "
+                    "accuracy, f1, precision, recall, roc_auc and n.")
+    for command in (predict, evaluate):
+        command.add_argument("--model", required=True,
+                             help="a SavedModel version directory, or the model's base "
+                                  "directory (its newest version is used), e.g. "
+                                  "artifacts/serving/qqp")
+        command.add_argument("--input", required=True, help="GLUE-format TSV file")
+        command.add_argument("--batch-size", type=int, default=64, help="pairs per batch")
+    predict.add_argument("--output", help="TSV file to write [default: standard output]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser for all `qqp-tfx` commands."""
     parser = argparse.ArgumentParser(
@@ -47,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A TFX pipeline that fine-tunes BERT on Quora Question Pairs.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(subparsers)
+    _add_scoring_parsers(subparsers)
     return parser
 
 
@@ -82,7 +103,7 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
 
 def _run(args: argparse.Namespace) -> None:
     # pylint: disable=import-outside-toplevel
-    from pipeline import data_summary, local_runner, progress, run_results
+    from pipeline import data_summary, local_runner, outcome, progress, run_results
 
     config = config_from_args(args)
     progress.install(args.verbose)
@@ -92,7 +113,44 @@ def _run(args: argparse.Namespace) -> None:
     print("Ingested and validated:")
     for line in data_summary.summarize(run["StatisticsGen"]):
         print(f"  {line}")
+    if "Evaluator" in run:
+        print(outcome.format_table(outcome.collect(run)))
+    cached = [node for node, result in run.items() if result.cached]
+    if cached:
+        print(f"Reused from cache: {', '.join(sorted(cached))}")
     print(f"Artifacts: {config.pipeline_root}  Metadata: {config.metadata}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+
+    pairs = scoring.read_pairs(args.input, require_label=False)
+    model_dir = scoring.resolve_model_dir(args.model)
+    print(f"qqp-tfx: scoring {len(pairs):,} pairs with {model_dir}", file=sys.stderr)
+    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
+    lines = ["id\tprobability\tlabel"] + [
+        f"{pair.id}\t{probability:.6f}\t{int(probability >= scoring.DECISION_THRESHOLD)}"
+        for pair, probability in zip(pairs, probabilities)]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    # pylint: disable=import-outside-toplevel
+    import numpy as np
+
+    from pipeline import scoring
+
+    pairs = scoring.read_pairs(args.input, require_label=True)
+    model_dir = scoring.resolve_model_dir(args.model)
+    print(f"qqp-tfx: evaluating {model_dir} on {len(pairs):,} pairs", file=sys.stderr)
+    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
+    labels = np.array([pair.is_duplicate for pair in pairs])
+    print(json.dumps(scoring.binary_metrics(labels, probabilities)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
-        {"run": _run}[args.command](args)
+        {"run": _run, "predict": _predict, "evaluate": _evaluate}[args.command](args)
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         if known is None:

@@ -16,6 +16,7 @@ from components.hyperparameters import Hyperparameters
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
 PIPELINE_NAME = "qqp-tfx"
+MODEL_NAME = "qqp"
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,7 @@ class PipelineConfig:
     data: str = str(BUNDLED_SAMPLE)
     pipeline_root: str = "artifacts/pipeline"
     metadata: str = "artifacts/metadata.sqlite"
+    serving_dir: str = "artifacts/serving"
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     enable_cache: bool = True
     until: str | None = None  # run only this component and what it depends on
@@ -41,6 +43,9 @@ class PipelineConfig:
     baseline_epochs: int = 1
     baseline_learning_rate: float = 1e-3
     seed: int = 42
+    min_accuracy: float = 0.70
+    min_f1: float = 0.60
+    baseline_margin: float = 0.0  # 0: the candidate must beat the baseline on both
 
     def hyperparameters(self) -> Hyperparameters:
         """Hyperparameters of the fine-tuned candidate."""
@@ -54,6 +59,11 @@ class PipelineConfig:
         return dataclasses.replace(
             self.hyperparameters(), fine_tune_encoder=False, epochs=self.baseline_epochs,
             learning_rate=self.baseline_learning_rate, warmup_ratio=0.0)
+
+    @property
+    def model_serving_dir(self) -> str:
+        """TF Serving's base directory of this model: versions go below it."""
+        return os.path.join(self.serving_dir, MODEL_NAME)
 
     @property
     def download_dir(self) -> str:

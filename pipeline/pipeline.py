@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from tfx import v1 as tfx
@@ -9,13 +11,29 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components import example_gen
+from components import example_gen, serving_pusher
+from components.baseline_resolver import LatestBlessedOrFallbackStrategy
 from components.data_gate import DataValidationGate
 from components.hyperparameters import Hyperparameters
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
+from pipeline.evaluation import build_eval_config
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
+COMPONENTS_DIR = Path(__file__).resolve().parents[1] / "components"
+
+
+def code_fingerprint() -> str:
+    """Hash of the component code run by Transform and Trainer.
+
+    Those components get their code by import path, which TFX does not hash, so
+    the fingerprint goes into their `custom_config`: edited code re-runs them
+    instead of reusing stale cached outputs.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(COMPONENTS_DIR.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
@@ -42,12 +60,12 @@ def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=transform.outputs["post_transform_schema"],
-        custom_config=hparams.to_custom_config())
+        custom_config={**hparams.to_custom_config(), "code_fingerprint": code_fingerprint()})
 
 
 def create_pipeline(config: PipelineConfig, data_input: DataInput,
                     metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """Builds the pipeline: ingestion, validation, Transform, candidate and baseline Trainers."""
+    """Builds the whole pipeline, from ingestion to the Pusher."""
     examples_gen = _example_gen(data_input)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
     statistics_gen = tfx.components.StatisticsGen(
@@ -61,16 +79,39 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         schema=schema_importer.outputs["schema"],
         preprocessing_fn="components.transform.preprocessing_fn",
         custom_config={"checkpoint": config.checkpoint,
-                       "max_seq_length": config.max_seq_length})
+                       "max_seq_length": config.max_seq_length,
+                       "code_fingerprint": code_fingerprint()})
     transform.add_upstream_node(data_gate)
     trainer = _trainer(transform, config.hyperparameters()).with_id("Trainer")
     baseline_trainer = _trainer(transform, config.baseline_hyperparameters()).with_id(
         "BaselineTrainer")
+    baseline_resolver = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedOrFallbackStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        candidate=trainer.outputs["model"],
+        fallback=baseline_trainer.outputs["model"],
+    ).with_id("BaselineResolver")
+    evaluator = tfx.components.Evaluator(
+        examples=examples_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        example_splits=["eval"],
+        eval_config=build_eval_config(config.min_accuracy, config.min_f1,
+                                      config.baseline_margin))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=os.path.abspath(config.model_serving_dir))),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor))
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
-                    data_gate, transform, trainer, baseline_trainer],
+                    data_gate, transform, trainer, baseline_trainer, baseline_resolver,
+                    evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=config.beam_pipeline_args,

@@ -12,14 +12,16 @@ from ml_metadata.proto import metadata_store_pb2
 from pipeline.config import PIPELINE_NAME
 
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+_INPUT_EVENTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
 _CACHED = metadata_store_pb2.Execution.CACHED
 
 
 @dataclasses.dataclass(frozen=True)
 class NodeResult:
-    """One component's execution in a run and the artifacts it output."""
+    """One component's execution in a run: its input and output artifacts by key."""
 
     cached: bool
+    inputs: dict[str, list[metadata_store_pb2.Artifact]]
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
 
     def output_uri(self, key: str) -> str:
@@ -49,14 +51,17 @@ def latest_run(metadata_path: str) -> dict[str, NodeResult]:
         node_id = next(context.name[len(node_prefix):]
                        for context in store.get_contexts_by_execution(execution.id)
                        if context.name.startswith(node_prefix))
-        events = [event for event in store.get_events_by_execution_ids([execution.id])
-                  if event.type in _OUTPUT_EVENTS]
+        events = store.get_events_by_execution_ids([execution.id])
         artifacts = {artifact.id: artifact for artifact in
                      store.get_artifacts_by_id([event.artifact_id for event in events])}
-        outputs: dict[str, list[metadata_store_pb2.Artifact]] = {}
+        by_direction: dict[bool, dict[str, list[metadata_store_pb2.Artifact]]] = {
+            True: {}, False: {}}
         for event in events:
-            outputs.setdefault(event.path.steps[0].key, []).append(artifacts[event.artifact_id])
-        results[node_id] = NodeResult(execution.last_known_state == _CACHED, outputs)
+            if event.type in _OUTPUT_EVENTS + _INPUT_EVENTS:
+                by_direction[event.type in _OUTPUT_EVENTS].setdefault(
+                    event.path.steps[0].key, []).append(artifacts[event.artifact_id])
+        results[node_id] = NodeResult(execution.last_known_state == _CACHED,
+                                      inputs=by_direction[False], outputs=by_direction[True])
     return results
 
 
