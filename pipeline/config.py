@@ -42,6 +42,7 @@ class PipelineConfig:
     max_train_examples: int | None = None
     baseline_epochs: int = 1
     baseline_learning_rate: float = 1e-3
+    baseline_max_train_examples: int = 2000  # a linear head on frozen features needs few
     seed: int = 42
     min_accuracy: float = 0.70
     min_f1: float = 0.60
@@ -58,7 +59,9 @@ class PipelineConfig:
         """The not-fine-tuned baseline: frozen encoder, only the head is fitted."""
         return dataclasses.replace(
             self.hyperparameters(), fine_tune_encoder=False, epochs=self.baseline_epochs,
-            learning_rate=self.baseline_learning_rate, warmup_ratio=0.0)
+            learning_rate=self.baseline_learning_rate, warmup_ratio=0.0,
+            max_train_examples=min(self.max_train_examples or self.baseline_max_train_examples,
+                                   self.baseline_max_train_examples))
 
     @property
     def model_serving_dir(self) -> str:
