@@ -37,7 +37,8 @@ def word_overlap_bucket(question1: tf.Tensor, question2: tf.Tensor) -> tf.Tensor
     jaccard = shared / tf.maximum(total, 1.0)
     index = tf.minimum(tf.cast(jaccard * len(OVERLAP_BUCKETS), tf.int32),
                        len(OVERLAP_BUCKETS) - 1)
-    return tf.gather(tf.constant(OVERLAP_BUCKETS), index)
+    # tf.sets ops lose the static shape; Transform's schema inference needs rank 1.
+    return tf.reshape(tf.gather(tf.constant(OVERLAP_BUCKETS), index), [-1])
 
 
 def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]

@@ -30,6 +30,32 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=f"where TFX writes artifacts [default: {defaults.pipeline_root}]")
     run.add_argument("--metadata", default=None,
                      help=f"ML Metadata SQLite file [default: {defaults.metadata}]")
+    run.add_argument("--serving-dir", default=None,
+                     help="TF Serving base directory; blessed models go to "
+                          f"<serving-dir>/qqp/<version>/ [default: {defaults.serving_dir}]")
+    run.add_argument("--checkpoint", default=None,
+                     help="Hugging Face BERT checkpoint: hub id (needs network) or local "
+                          f"directory [default: {defaults.checkpoint}, installed offline]")
+    training = run.add_argument_group("training")
+    training.add_argument("--max-train-examples", type=int, default=None,
+                          help="train on at most this many pairs [default: all]")
+    training.add_argument("--epochs", type=int, default=None,
+                          help=f"fine-tuning epochs [default: {defaults.epochs}]")
+    training.add_argument("--max-seq-length", type=int, default=None,
+                          help="truncate pairs (longest_first) to this many word pieces "
+                               f"[default: {defaults.max_seq_length}]")
+    training.add_argument("--learning-rate", type=float, default=None,
+                          help=f"peak AdamW learning rate [default: {defaults.learning_rate}]")
+    training.add_argument("--batch-size", type=int, default=None,
+                          help=f"training batch size [default: {defaults.batch_size}]")
+    gate = run.add_argument_group("blessing gate")
+    gate.add_argument("--min-accuracy", type=float, default=None,
+                      help=f"accuracy floor [default: {defaults.min_accuracy}]")
+    gate.add_argument("--min-f1", type=float, default=None,
+                      help=f"F1 floor [default: {defaults.min_f1}]")
+    gate.add_argument("--baseline-margin", type=float, default=None,
+                      help="how much worse than the baseline accuracy and F1 may be; 0 means "
+                           f"both must be strictly higher [default: {defaults.baseline_margin}]")
     run.add_argument("--beam-pipeline-args", default=None,
                      help="arguments for every Beam-powered component, in one quoted string, "
                           "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")
