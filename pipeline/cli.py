@@ -86,6 +86,19 @@ def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--output", help="TSV file to write [default: standard output]")
 
 
+def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = PipelineConfig()
+    report = subparsers.add_parser(
+        "report", help="write an HTML report of the latest run",
+        description="Write one self-contained HTML file for the latest pipeline run: "
+                    "candidate vs baseline metrics, confusion matrices, PR and calibration "
+                    "curves, the slice table and a data summary.")
+    report.add_argument("--metadata", default=defaults.metadata,
+                        help="ML Metadata SQLite file of the runs [default: %(default)s]")
+    report.add_argument("--output", default="artifacts/report.html",
+                        help="HTML file to write [default: %(default)s]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser for all `qqp-tfx` commands."""
     parser = argparse.ArgumentParser(
@@ -94,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(subparsers)
     _add_scoring_parsers(subparsers)
+    _add_report_parser(subparsers)
     return parser
 
 
@@ -179,6 +193,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(scoring.binary_metrics(labels, probabilities)))
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pipeline import report  # pylint: disable=import-outside-toplevel
+
+    print(f"qqp-tfx: report written to {report.write_report(args.metadata, args.output)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qqp-tfx` console script."""
     args = build_parser().parse_args(argv)
@@ -186,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
-        {"run": _run, "predict": _predict, "evaluate": _evaluate}[args.command](args)
+        {"run": _run, "predict": _predict, "evaluate": _evaluate,
+         "report": _report}[args.command](args)
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         if known is None:

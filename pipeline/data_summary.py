@@ -11,7 +11,8 @@ from pipeline.run_results import NodeResult, split_names
 LABEL = "is_duplicate"
 
 
-def _load_split_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatistics:
+def load_split_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatistics:
+    """The statistics of one split of a StatisticsGen output artifact."""
     path = os.path.join(uri, f"Split-{split}", "FeatureStats.pb")
     with open(path, "rb") as stream:
         return statistics_pb2.DatasetFeatureStatisticsList.FromString(stream.read()).datasets[0]
@@ -31,7 +32,7 @@ def summarize(statistics_gen: NodeResult) -> list[str]:
     artifact = statistics_gen.outputs["statistics"][0]
     lines = []
     for split in split_names(artifact):
-        statistics = _load_split_statistics(artifact.uri, split)
+        statistics = load_split_statistics(artifact.uri, split)
         counts = label_counts(statistics)
         lines.append(f"{split}: {statistics.num_examples:,} pairs, "
                      f"{counts.get('1', 0):,} duplicates, {counts.get('0', 0):,} not")

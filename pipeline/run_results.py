@@ -29,7 +29,8 @@ class NodeResult:
         return self.outputs[key][0].uri
 
 
-def _open_store(metadata_path: str) -> metadata_store.MetadataStore:
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """Opens an ML Metadata SQLite store read-only."""
     if not os.path.exists(metadata_path):
         raise FileNotFoundError(f"{metadata_path}: no ML Metadata store; run `qqp-tfx run` first")
     config = metadata_store_pb2.ConnectionConfig()
@@ -40,7 +41,7 @@ def _open_store(metadata_path: str) -> metadata_store.MetadataStore:
 
 def latest_run(metadata_path: str) -> dict[str, NodeResult]:
     """Maps each component id of the newest pipeline run to its `NodeResult`."""
-    store = _open_store(metadata_path)
+    store = open_store(metadata_path)
     runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         raise LookupError(f"{metadata_path}: holds no pipeline run")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import cli, run_results
-from pipeline.data_summary import label_counts, _load_split_statistics
+from pipeline.data_summary import label_counts, load_split_statistics
 from tests.conftest import REPO_ROOT, write_tsv
 
 
@@ -27,12 +27,12 @@ def test_ingests_validates_and_caches(small_qqp_dir: Path, tmp_path: Path, capsy
     examples = run["QqpExampleGen"].outputs["examples"][0]
     assert run_results.split_names(examples) == ["train", "eval"]
     statistics = run["StatisticsGen"].output_uri("statistics")
-    train_stats = _load_split_statistics(statistics, "train")
+    train_stats = load_split_statistics(statistics, "train")
     assert train_stats.num_examples == 120
     labels_in_file = [row.split("\t")[-1] for row in
                       (small_qqp_dir / "train.tsv").read_text().splitlines()[1:]]
     assert label_counts(train_stats) == {value: labels_in_file.count(value) for value in "01"}
-    assert _load_split_statistics(statistics, "eval").num_examples == 40
+    assert load_split_statistics(statistics, "eval").num_examples == 40
 
     assert _run_cli(small_qqp_dir, tmp_path) == 0
     assert run_results.latest_run(str(tmp_path / "metadata.sqlite"))["QqpExampleGen"].cached

@@ -1,0 +1,216 @@
+"""Unit tests of the HTML report: TFMA-structure parsing, SVG charts and escaping.
+
+No pipeline run and no TensorFlow: the inputs are small hand-written dicts shaped
+like what `tfma.load_eval_result` returns (protobuf JSON, zeros left out).
+"""
+
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pipeline import report
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _matrix(threshold, tp, fp, fn, tn):
+    matrix = {"truePositives": tp, "falsePositives": fp, "falseNegatives": fn,
+              "trueNegatives": tn}
+    matrix = {key: float(value) for key, value in matrix.items() if value}  # zeros omitted
+    if threshold:
+        matrix["threshold"] = threshold
+    return matrix
+
+
+PLOT = {
+    "confusionMatrixAtThresholds": {"matrices": [
+        _matrix(-1e-6, 4, 6, 0, 0),
+        _matrix(0.0, 4, 6, 0, 0),  # same point again: kept once
+        _matrix(0.25, 3, 2, 1, 4),
+        _matrix(0.5, 2, 1, 2, 5),
+        _matrix(0.75, 1, 0, 3, 6),
+        _matrix(1.0, 0, 0, 4, 6),  # no positive predictions: precision 1 by convention
+    ]},
+    "calibrationHistogramBuckets": {"buckets": [
+        {"lowerThresholdInclusive": "-Infinity", "numWeightedExamples": 0.0},
+        {"upperThresholdExclusive": 0.001, "numWeightedExamples": 0.0},
+        {"lowerThresholdInclusive": 0.05, "upperThresholdExclusive": 0.051,
+         "numWeightedExamples": 2.0, "totalWeightedLabel": 0.0,
+         "totalWeightedRefinedPrediction": 0.101},
+        {"lowerThresholdInclusive": 0.08, "upperThresholdExclusive": 0.081,
+         "numWeightedExamples": 2.0, "totalWeightedLabel": 1.0,
+         "totalWeightedRefinedPrediction": 0.161},
+        {"lowerThresholdInclusive": 0.9, "upperThresholdExclusive": 0.901,
+         "numWeightedExamples": 4.0, "totalWeightedLabel": 3.0,
+         "totalWeightedRefinedPrediction": 3.602},
+        {"lowerThresholdInclusive": 1.0, "upperThresholdExclusive": "Infinity",
+         "numWeightedExamples": 0.0},
+    ]},
+}
+
+
+def test_number_reads_tfma_json_values():
+    assert report.number({"doubleValue": 0.25}) == 0.25
+    assert report.number(3) == 3.0
+    assert math.isnan(report.number({"doubleValue": "NaN"}))
+    assert math.isnan(report.number(None))
+    assert math.isnan(report.number({"confusionMatrixAtThresholds": {}}))
+    assert report.number("-Infinity") == -math.inf
+
+
+def test_confusion_matrix_from_metric_entry_fills_omitted_zeros():
+    entry = {"example_count": {"doubleValue": 100.0},
+             "confusion_matrix_at_thresholds": {"confusionMatrixAtThresholds": {"matrices": [
+                 {"threshold": 0.5, "falseNegatives": 33.0, "trueNegatives": 67.0,
+                  "precision": 1.0, "accuracy": 0.67}]}}}
+    assert report.confusion_matrix(entry, 0.5) == {"TP": 0.0, "FP": 0.0, "FN": 33.0,
+                                                    "TN": 67.0}
+    assert report.confusion_matrix(entry, 0.3) is None
+    assert report.confusion_matrix({}, 0.5) is None
+
+
+def test_confusion_matrix_from_plot_entry():
+    assert report.confusion_matrix(PLOT, 0.5) == {"TP": 2.0, "FP": 1.0, "FN": 2.0, "TN": 5.0}
+
+
+def test_pr_curve_and_operating_point():
+    points = report.pr_curve(PLOT)
+    assert points == [(1.0, 0.4), (0.75, 0.6), (0.5, 2 / 3), (0.25, 1.0), (0.0, 1.0)]
+    assert report.operating_point(PLOT, 0.5) == (0.5, 2 / 3)
+    assert report.pr_curve({}) == []
+    assert report.operating_point({}, 0.5) is None
+
+
+def test_calibration_curve_merges_fine_buckets_into_bins():
+    curve = report.calibration_curve(PLOT, bins=10)
+    assert len(curve) == 2
+    (low_pred, low_pos, low_n), (high_pred, high_pos, high_n) = curve
+    assert low_n == 4.0 and low_pos == pytest.approx(0.25)
+    assert low_pred == pytest.approx(0.262 / 4)
+    assert high_n == 4.0 and high_pos == pytest.approx(0.75)
+    assert high_pred == pytest.approx(0.9005)
+    assert report.calibration_curve({}) == []
+
+
+def test_slice_metrics_keeps_only_the_feature_slices():
+    slicing_metrics = [
+        ((), {"": {"": {"binary_accuracy": {"doubleValue": 0.7}}}}),
+        ((("word_overlap", "0.00-0.25"),), {"": {"": {
+            "binary_accuracy": {"doubleValue": 0.8}, "auc": {"doubleValue": "NaN"},
+            "confusion_matrix_at_thresholds": {"confusionMatrixAtThresholds": {}}}}}),
+        ((("word_overlap", b"0.25-0.50"),), {"": {"": {"f1_score": {"doubleValue": 0.5}}}}),
+        ((("other", "x"),), {"": {"": {"f1_score": {"doubleValue": 0.1}}}}),
+    ]
+    slices = report.slice_metrics(slicing_metrics, "word_overlap")
+    assert set(slices) == {"0.00-0.25", "0.25-0.50"}
+    assert slices["0.00-0.25"]["binary_accuracy"] == 0.8
+    assert math.isnan(slices["0.00-0.25"]["auc"])
+    assert "confusion_matrix_at_thresholds" not in slices["0.00-0.25"]
+    assert slices["0.25-0.50"] == {"f1_score": 0.5}
+
+
+def test_svg_chart_is_valid_xml_with_every_series_and_escaped_text():
+    series = [report.Series("model <a> & \"b\"", "#123456", [(0, 0), (0.5, 0.7), (1, 1)],
+                            markers=[(0.5, 0.7, 4, "tip <x>")]),
+              report.Series("guide", "#999999", [(0, 1), (1, 0)], dashed=True)]
+    svg = report.svg_chart(series, title="T <&>", x_label="recall", y_label="precision")
+    root = ET.fromstring(svg)
+    assert root.tag == SVG + "svg"
+    polylines = root.findall(f".//{SVG}polyline")
+    # The first series is drawn last, on top of the others.
+    assert [line.get("stroke") for line in polylines] == ["#999999", "#123456"]
+    assert polylines[0].get("stroke-dasharray")
+    assert len(root.findall(f".//{SVG}circle")) == 1
+    texts = ["".join(element.itertext()) for element in root.iter(SVG + "text")]
+    assert "model <a> & \"b\"" in texts and "guide" in texts
+    assert "T <&>" in texts and "recall" in texts and "precision" in texts
+    # Values outside [0, 1] are clamped to the plot area.
+    clamped = report.svg_chart([report.Series("s", "#000", [(-1, 2), (3, -4)])],
+                               title="t", x_label="x", y_label="y")
+    coordinates = ET.fromstring(clamped).find(f".//{SVG}polyline").get("points")
+    xs = [float(pair.split(",")[0]) for pair in coordinates.split()]
+    assert 0 < min(xs) and max(xs) < 520
+
+
+def _model(name, color, accuracy):
+    return report.ModelReport(
+        name=name, title=name, color=color,
+        overall={"binary_accuracy": accuracy, "f1_score": 0.5, "precision": math.nan,
+                 "recall": 0.25, "auc": 0.6, "auc_precision_recall": 0.4,
+                 "calibration": 1.1, "example_count": 48.0, "mean_label": 0.4},
+        confusion={"TP": 1.0, "FP": 2.0, "FN": 3.0, "TN": 42.0},
+        pr_curve=report.pr_curve(PLOT), operating_point=report.operating_point(PLOT, 0.5),
+        calibration=report.calibration_curve(PLOT),
+        slices={"0.00-0.25": {"example_count": 20.0, "binary_accuracy": 0.9, "f1_score": 0.0,
+                              "auc": math.nan}})
+
+
+def _data(**overrides):
+    values = dict(
+        run_id="2026-01-01T00:00:00", run_time="2026-01-01 00:00:00 UTC",
+        metadata_path="/m/<md>.sqlite", data_location="/data/<script>alert(1)</script>",
+        components=[("Evaluator", False), ("Transform", True)],
+        splits=[report.SplitReport("train", 160, 60, 100, {"question1": 58.25,
+                                                          "question2": None})],
+        evaluated=True, blessed=False, reasons=["f1_score is -0.1 vs the baseline <b>"],
+        pushed_to=None, baseline_description="not fine-tuned & frozen",
+        models=[_model("candidate", "#2563eb", 0.75), _model("baseline", "#ea580c", 0.5)],
+        table_metrics={"binary_accuracy": "accuracy", "f1_score": "F1",
+                       "precision": "precision", "recall": "recall", "auc": "ROC AUC",
+                       "auc_precision_recall": "PR AUC"},
+        gated_metrics=("binary_accuracy", "f1_score"), slice_feature="word_overlap",
+        slice_values=["0.00-0.25"])
+    values.update(overrides)
+    return report.ReportData(**values)
+
+
+def test_render_html_escapes_text_and_embeds_everything():
+    page = report.render_html(_data())
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "vs the baseline &lt;b&gt;" in page and "not fine-tuned &amp; frozen" in page
+    assert "NOT BLESSED" in page and "not pushed" in page
+    assert "<link" not in page and "src=" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert "candidate" in page and "baseline" in page and "0.00-0.25" in page
+    assert "+0.2500" in page  # accuracy difference
+    assert "58.2" in page and "train" in page
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    assert len(svgs) == 2
+    for svg in svgs:
+        ET.fromstring(svg)
+
+
+def test_render_html_of_a_run_without_evaluation():
+    page = report.render_html(_data(evaluated=False, models=[], blessed=None, reasons=[],
+                                    missing=["the Evaluator did not run in this run"]))
+    assert "NOT EVALUATED" in page and "<svg" not in page
+    assert "the Evaluator did not run" in page and "train" in page
+
+
+def test_write_report_leaves_one_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "gather_report", lambda metadata_path: _data())
+    target = tmp_path / "out" / "report.html"
+    assert report.write_report("md.sqlite", str(target)) == str(target)
+    assert [path.name for path in target.parent.iterdir()] == ["report.html"]
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_split_report_from_statistics_proto():
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    statistics = statistics_pb2.DatasetFeatureStatistics(num_examples=10)
+    label = statistics.features.add()
+    label.path.step.append("is_duplicate")
+    label.string_stats.top_values.add(value="0", frequency=6)
+    label.string_stats.top_values.add(value="1", frequency=4)
+    for name, length in (("question1", 40.5), ("question2", 51.0)):
+        feature = statistics.features.add()
+        feature.path.step.append(name)
+        feature.string_stats.avg_length = length
+    split = report.split_report("eval", statistics)
+    assert (split.name, split.pairs, split.duplicates, split.not_duplicates) == (
+        "eval", 10, 4, 6)
+    assert split.avg_length == {"question1": 40.5, "question2": 51.0}
