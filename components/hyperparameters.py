@@ -7,6 +7,11 @@ from typing import Any, Mapping
 
 from components.checkpoint import DEFAULT_CHECKPOINT
 
+# tf.distribute strategy of the Trainer: "none" is the default strategy (one device).
+DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
+# Keras mixed-precision policy of the Trainer; "none" keeps float32.
+MIXED_PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
+
 
 @dataclasses.dataclass(frozen=True)
 class Hyperparameters:
@@ -23,6 +28,14 @@ class Hyperparameters:
     fine_tune_encoder: bool = True
     max_train_examples: int | None = None
     eval_batch_size: int = 64
+    distribution_strategy: str = "none"
+    mixed_precision: str = "none"
+
+    def __post_init__(self) -> None:
+        for name, choices in (("distribution_strategy", DISTRIBUTION_STRATEGIES),
+                              ("mixed_precision", MIXED_PRECISION_POLICIES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "Hyperparameters":

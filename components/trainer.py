@@ -3,12 +3,18 @@
 Hyperparameters come from the Trainer's `custom_config` (see
 `components.hyperparameters.Hyperparameters`). With `fine_tune_encoder: false`
 the same code fits only the head on a frozen encoder: the not-fine-tuned baseline.
+`distribution_strategy` and `mixed_precision` scale training beyond one CPU;
+their defaults ("none") train exactly as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import shutil
+import tempfile
 
+import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
@@ -34,9 +40,40 @@ def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps
                            keras.metrics.AUC(name="auc", from_logits=True)])
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy | None:
+    """The tf.distribute strategy called `name`; None for "none" (TF's default strategy)."""
+    if name == "mirrored":  # every GPU of this machine (or its CPU)
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":  # the workers listed in TF_CONFIG (else this one)
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return None
+
+
+def _is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    """Only the chief of a multi-worker job keeps its model and logs."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains the classifier on the transformed train split and exports it."""
     hparams = Hyperparameters.from_custom_config(fn_args.custom_config)
+    if hparams.mixed_precision == "none":
+        _train_and_export(fn_args, hparams)
+        return
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(hparams.mixed_precision)
+    try:  # the policy is global: restore it for what runs next in this process
+        _train_and_export(fn_args, hparams)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_and_export(fn_args: tfx.components.FnArgs, hparams: Hyperparameters) -> None:
     keras.utils.set_random_seed(hparams.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
 
@@ -47,10 +84,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logging.info("Training on %d examples: %d epochs of %d steps, %s", train_examples,
                  hparams.epochs, steps_per_epoch, hparams)
 
-    model = build_classifier(load_tf_bert(resolve_checkpoint(hparams.checkpoint)),
-                             pooling=hparams.pooling,
-                             fine_tune_encoder=hparams.fine_tune_encoder)
-    compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
+    strategy = make_strategy(hparams.distribution_strategy)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = build_classifier(load_tf_bert(resolve_checkpoint(hparams.checkpoint)),
+                                 pooling=hparams.pooling,
+                                 fine_tune_encoder=hparams.fine_tune_encoder)
+        if hparams.mixed_precision != "none":  # the logit (and the loss) stay float32
+            model = keras.Model(model.inputs, keras.layers.Activation(
+                "linear", dtype="float32", name="logit_float32")(model.output), name=model.name)
+        compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
+    # Every worker of a multi-worker job trains and saves (saving is collective); only the
+    # chief writes the Trainer's outputs, the other workers write to a scratch directory.
+    scratch = None if _is_chief(strategy) else tempfile.mkdtemp(prefix="worker-")
     model.fit(
         datasets.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
                                   hparams.seed, hparams.max_train_examples),
@@ -58,6 +103,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         steps_per_epoch=steps_per_epoch,
         validation_data=datasets.evaluation_batches(fn_args.eval_files, tft_output,
                                                     hparams.eval_batch_size),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir)],
+        validation_freq=hparams.epochs,  # once, after the last epoch: TFMA evaluates fully
+        callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir)],
         verbose=1)
-    export_serving_model(model, tft_output, fn_args.serving_model_dir)
+    export_serving_model(model, tft_output, scratch or fn_args.serving_model_dir)
+    if scratch:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -38,7 +38,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           f"directory [default: {defaults.checkpoint}, installed offline]")
     training = run.add_argument_group("training")
     training.add_argument("--max-train-examples", type=int, default=None,
-                          help="train on at most this many pairs [default: all]")
+                          help="train on at most this many pairs (0: all) "
+                               f"[default: {defaults.max_train_examples}]")
     training.add_argument("--epochs", type=int, default=None,
                           help=f"fine-tuning epochs [default: {defaults.epochs}]")
     training.add_argument("--max-seq-length", type=int, default=None,

@@ -39,7 +39,7 @@ class PipelineConfig:
     epochs: int = 2
     learning_rate: float = 5e-5
     batch_size: int = 32
-    max_train_examples: int | None = None
+    max_train_examples: int | None = 7000  # keeps `make run` under 20 min on 2 cores
     baseline_epochs: int = 1
     baseline_learning_rate: float = 1e-3
     baseline_max_train_examples: int = 2000  # a linear head on frozen features needs few
@@ -47,13 +47,23 @@ class PipelineConfig:
     min_accuracy: float = 0.70
     min_f1: float = 0.60
     baseline_margin: float = 0.0  # 0: the candidate must beat the baseline on both
+    distribution_strategy: str = "none"  # Trainer: none | mirrored | multi_worker_mirrored
+    mixed_precision: str = "none"  # Trainer: none | mixed_float16 | mixed_bfloat16
+
+    def __post_init__(self) -> None:
+        try:
+            self.hyperparameters()  # rejects unknown strategies and precision policies
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     def hyperparameters(self) -> Hyperparameters:
         """Hyperparameters of the fine-tuned candidate."""
         return Hyperparameters(
             checkpoint=self.checkpoint, learning_rate=self.learning_rate,
             batch_size=self.batch_size, epochs=self.epochs, seed=self.seed,
-            max_train_examples=self.max_train_examples)
+            max_train_examples=self.max_train_examples,
+            distribution_strategy=self.distribution_strategy,
+            mixed_precision=self.mixed_precision)
 
     def baseline_hyperparameters(self) -> Hyperparameters:
         """The not-fine-tuned baseline: frozen encoder, only the head is fitted."""

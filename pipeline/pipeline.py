@@ -21,6 +21,10 @@ from pipeline.evaluation import build_eval_config
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 COMPONENTS_DIR = Path(__file__).resolve().parents[1] / "components"
+# Beam workers in other processes (multi-processing DirectRunner, Dataflow, Flink, Spark)
+# load the transform graph and the model, whose tensorflow_text ops exist only once
+# tensorflow_text is imported: Beam imports its plugins first in every worker.
+TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
 
 
 def code_fingerprint() -> str:
@@ -63,11 +67,47 @@ def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters
         custom_config={**hparams.to_custom_config(), "code_fingerprint": code_fingerprint()})
 
 
+def _baseline_resolver(trainer: tfx.components.Trainer,
+                       baseline_trainer: tfx.components.Trainer,
+                       query_resolvers_only: bool) -> tfx.dsl.Resolver:
+    model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
+    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)
+    if query_resolvers_only:  # the latest blessed model; none (no gate on change) at first
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=model, model_blessing=model_blessing).with_id("BaselineResolver")
+    return tfx.dsl.Resolver(
+        strategy_class=LatestBlessedOrFallbackStrategy,
+        model=model,
+        model_blessing=model_blessing,
+        candidate=trainer.outputs["model"],
+        fallback=baseline_trainer.outputs["model"],
+    ).with_id("BaselineResolver")
+
+
+def _beam_args(args: list[str]) -> list[str]:
+    """The user's Beam args (none: in-process DirectRunner) and, with them, the text ops."""
+    return [*args, TEXT_OPS_BEAM_ARG] if args and TEXT_OPS_BEAM_ARG not in args else list(args)
+
+
+def _local_or_remote(path: str) -> str:
+    """An absolute local path, or a remote URI (gs://, s3://) unchanged."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def create_pipeline(config: PipelineConfig, data_input: DataInput,
-                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """Builds the whole pipeline, from ingestion to the Pusher."""
+                    metadata_connection_config=None, *, schema_file: str | None = None,
+                    query_resolvers_only: bool = False) -> tfx.dsl.Pipeline:
+    """Builds the whole pipeline, from ingestion to the Pusher.
+
+    For orchestrators that run the components in containers (`pipeline.kubeflow`):
+    `schema_file` is the curated schema's path as the containers see it (default:
+    this checkout's), and `query_resolvers_only` replaces the baseline resolver by
+    TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI
+    can run.
+    """
     examples_gen = _example_gen(data_input)
-    schema_importer = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+    schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file or str(SCHEMA_FILE))
     statistics_gen = tfx.components.StatisticsGen(
         examples=examples_gen.outputs["examples"], schema=schema_importer.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(
@@ -85,13 +125,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
     trainer = _trainer(transform, config.hyperparameters()).with_id("Trainer")
     baseline_trainer = _trainer(transform, config.baseline_hyperparameters()).with_id(
         "BaselineTrainer")
-    baseline_resolver = tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOrFallbackStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        candidate=trainer.outputs["model"],
-        fallback=baseline_trainer.outputs["model"],
-    ).with_id("BaselineResolver")
+    baseline_resolver = _baseline_resolver(trainer, baseline_trainer, query_resolvers_only)
     evaluator = tfx.components.Evaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -104,7 +138,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.abspath(config.model_serving_dir))),
+                base_directory=_local_or_remote(config.model_serving_dir))),
         custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor))
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -114,5 +148,5 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
                     evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=config.beam_pipeline_args,
+        beam_pipeline_args=_beam_args(config.beam_pipeline_args),
     )

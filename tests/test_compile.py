@@ -1,0 +1,196 @@
+"""`qqp-tfx compile` (KFP v2 / Vertex AI spec) and Beam beyond one process.
+
+The compile tests drive `pipeline.kubeflow` directly; the last test runs the
+pipeline up to Transform with the multi-process DirectRunner, whose workers must
+load the transform graph's tensorflow_text ops.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import cli, run_results
+from pipeline.config import ConfigError, PipelineConfig
+from pipeline.data_inputs import resolve_data
+from pipeline.kubeflow import (IMAGE_ROOT, TrainerResources, add_compile_parser,
+                               compile_command, compile_pipeline)
+from pipeline.pipeline import TEXT_OPS_BEAM_ARG, create_pipeline
+from tests.conftest import REPO_ROOT, sample_rows, write_tsv
+from tests.tiny_bert import make_tiny_checkpoint
+
+IMAGE = "us-docker.pkg.dev/my-project/qqp/qqp-tfx:test"
+TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+BEAM_ARGS = ["--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
+             "--temp_location=gs://my-bucket/tmp"]
+BEAM_COMPONENTS = ("QqpExampleGen", "StatisticsGen", "Transform", "Evaluator")
+REMOTE = {"data": "gs://my-bucket/qqp", "pipeline_root": "gs://my-bucket/root",
+          "serving_dir": "gs://my-bucket/serving"}
+
+
+def _remote_config(**overrides) -> PipelineConfig:
+    return PipelineConfig(**{**REMOTE, "beam_pipeline_args": list(BEAM_ARGS), **overrides})
+
+
+def _executors(spec: dict) -> dict:
+    return spec["pipelineSpec"]["deploymentSpec"]["executors"]
+
+
+def _tasks(spec: dict) -> dict:
+    return spec["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def _parameter(spec: dict, task: str, name: str):
+    value = _tasks(spec)[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]
+    return next(iter(value.values()))
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> dict:
+    output = tmp_path_factory.mktemp("compiled") / "nested" / "qqp.json"
+    resources = TrainerResources(cpu=8, memory=30, accelerator_type="NVIDIA_TESLA_T4")
+    path = compile_pipeline(_remote_config(), "vertex", str(output), IMAGE,
+                            trainer_resources=resources)
+    assert path == str(output)
+    return json.loads(output.read_text())
+
+
+def test_spec_names_every_component_with_the_image_and_arguments(compiled):
+    local = PipelineConfig()
+    component_ids = {component.id for component in
+                     create_pipeline(local, resolve_data(local.data, local.download_dir)).components}
+    tasks = set(_tasks(compiled))
+    # The baseline resolver compiles to two query tasks; every other node to one container.
+    assert tasks == (component_ids - {"BaselineResolver"}) | {
+        "BaselineResolver-model-blessing-resolver", "BaselineResolver-model-resolver"}
+    containers = {label[:-len("_executor")]: executor["container"]
+                  for label, executor in _executors(compiled).items() if "container" in executor}
+    assert set(containers) == component_ids - {"BaselineResolver"}
+    for name, container in containers.items():
+        assert container["image"] == IMAGE, name
+        assert container["command"] == TFX_COMMAND, name
+    for name in BEAM_COMPONENTS:  # pipeline-level Beam args reach every Beam component
+        args = containers[name]["args"]
+        assert args[-len(BEAM_ARGS) - 1:] == BEAM_ARGS + [TEXT_OPS_BEAM_ARG], name
+    assert compiled["runtimeConfig"]["gcsOutputDirectory"] == REMOTE["pipeline_root"]
+    assert _parameter(compiled, "QqpExampleGen", "input_base") == REMOTE["data"]
+    assert json.loads(_parameter(compiled, "Pusher", "push_destination")) == {
+        "filesystem": {"base_directory": REMOTE["serving_dir"] + "/qqp"}}
+    assert _parameter(compiled, "ImportSchemaGen", "schema_file") == (
+        f"{IMAGE_ROOT}/pipeline/schema/schema.pbtxt")
+    assert containers["Trainer"]["resources"] == {
+        "cpuLimit": 8.0, "memoryLimit": 30.0,
+        "accelerator": {"type": "NVIDIA_TESLA_T4", "count": "1"}}
+    assert "resources" not in containers["BaselineTrainer"]
+    trainer_config = json.loads(_parameter(compiled, "Trainer", "custom_config"))
+    assert trainer_config["distribution_strategy"] == "none"
+    assert trainer_config["mixed_precision"] == "none"
+
+
+def test_spec_round_trips_through_the_pipeline_spec_proto(compiled):
+    pipeline_spec_pb2 = pytest.importorskip("kfp.pipeline_spec.pipeline_spec_pb2")
+    from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
+
+    spec = json_format.ParseDict(compiled["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "qqp-tfx"
+    assert json_format.MessageToDict(spec) == compiled["pipelineSpec"]
+    assert set(spec.root.dag.tasks) == set(_tasks(compiled))
+
+
+def test_project_paths_map_into_the_image(tmp_path):
+    checkpoint = REPO_ROOT / "data"  # any directory of the project stands in for one
+    config = PipelineConfig(pipeline_root="gs://b/root", serving_dir="/gcs/b/serving",
+                            checkpoint=str(checkpoint), distribution_strategy="mirrored",
+                            mixed_precision="mixed_bfloat16")
+    output = tmp_path / "spec.json"
+    compile_pipeline(config, "vertex", str(output), IMAGE, image_root="/app")
+    spec = json.loads(output.read_text())
+    assert _parameter(spec, "QqpExampleGen", "input_base") == "/app/data/qqp_sample"
+    assert _parameter(spec, "ImportSchemaGen", "schema_file") == "/app/pipeline/schema/schema.pbtxt"
+    trainer_config = json.loads(_parameter(spec, "Trainer", "custom_config"))
+    assert trainer_config["checkpoint"] == "/app/data"
+    assert (trainer_config["distribution_strategy"], trainer_config["mixed_precision"]) == (
+        "mirrored", "mixed_bfloat16")
+    transform_config = json.loads(_parameter(spec, "Transform", "custom_config"))
+    assert transform_config["checkpoint"] == "/app/data"
+    assert json.loads(_parameter(spec, "Pusher", "push_destination"))["filesystem"][
+        "base_directory"] == "/gcs/b/serving/qqp"
+    # No Beam args: the steps run Beam in-process, without the plugin flag.
+    args = _executors(spec)["Transform_executor"]["container"]["args"]
+    assert not any(arg.startswith("--beam_plugins") for arg in args)
+
+
+@pytest.mark.parametrize("target, overrides, message", [
+    ("kubeflow", {}, "KubeflowDagRunner"),
+    ("argo", {}, "expected one of"),
+    ("vertex", {"pipeline_root": "artifacts/pipeline"}, "pipeline-root artifacts/pipeline"),
+    ("vertex", {"serving_dir": "artifacts/serving"}, "serving-dir artifacts/serving"),
+    ("vertex", {"data": "hf:nyu-mll/glue"}, "do not download Hugging Face datasets"),
+    ("vertex", {"checkpoint": "/"}, "checkpoint /: this local path is not in the container"),
+    ("vertex", {"until": "Transform"}, "until Transform"),
+])
+def test_settings_a_container_cannot_use_are_rejected(tmp_path, target, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        compile_pipeline(_remote_config(**overrides), target, str(tmp_path / "spec.json"), IMAGE)
+    assert not (tmp_path / "spec.json").exists()
+
+
+def test_compile_command_merges_config_file_and_options(tmp_path, capsys):
+    config_file = tmp_path / "vertex.yaml"
+    config_file.write_text(yaml.safe_dump({
+        "data": "gs://from-file/qqp", "pipeline-root": "gs://from-file/root",
+        "serving-dir": "gs://from-file/serving", "image": IMAGE,
+        "beam-pipeline-args": ["--runner=DataflowRunner", "--project=from-file"],
+        "trainer-accelerator-type": "NVIDIA_L4", "trainer-accelerator-count": 2,
+        "mixed-precision": "mixed_float16"}))
+    parser = argparse.ArgumentParser()
+    add_compile_parser(parser.add_subparsers(dest="command"))
+    output = tmp_path / "out.json"
+    args = parser.parse_args(["compile", "--config", str(config_file), "--output", str(output),
+                              "--pipeline-root", "gs://from-cli/root"])
+    compile_command(args)
+    assert capsys.readouterr().out.strip() == str(output)
+    spec = json.loads(output.read_text())
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://from-cli/root"
+    assert _parameter(spec, "QqpExampleGen", "input_base") == "gs://from-file/qqp"
+    transform = _executors(spec)["Transform_executor"]["container"]
+    assert transform["image"] == IMAGE
+    assert transform["args"][-3:] == ["--runner=DataflowRunner", "--project=from-file",
+                                      TEXT_OPS_BEAM_ARG]
+    assert _executors(spec)["Trainer_executor"]["container"]["resources"] == {
+        "accelerator": {"type": "NVIDIA_L4", "count": "2"}}
+    assert json.loads(_parameter(spec, "Trainer", "custom_config"))["mixed_precision"] == (
+        "mixed_float16")
+
+
+def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path):
+    """ExampleGen to Transform in 2 worker processes; the workers run the tf.text graph."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from components.tokenization import load_tokenizer_spec, tokenize_pairs
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tsv(data / "train.tsv", sample_rows("train.tsv", 45))
+    write_tsv(data / "dev.tsv", sample_rows("dev.tsv", 15))
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny-bert")
+    assert cli.main([
+        "run", "--data", str(data), "--pipeline-root", str(tmp_path / "pipeline"),
+        "--metadata", str(tmp_path / "md.sqlite"), "--checkpoint", str(checkpoint),
+        "--max-seq-length", "32", "--until", "Transform", "--beam-pipeline-args",
+        "--direct_running_mode=multi_processing --direct_num_workers=2"]) == 0
+    run = run_results.latest_run(str(tmp_path / "md.sqlite"))
+    assert "Transform" in run and "Trainer" not in run
+    examples = run["Transform"].output_uri("transformed_examples")
+    records = tf.data.TFRecordDataset(tf.io.gfile.glob(f"{examples}/Split-train/*"),
+                                      compression_type="GZIP")
+    produced = sorted(tuple(tf.train.Example.FromString(record.numpy()).features
+                            .feature["input_ids$ragged_values"].int64_list.value)
+                      for record in records)
+    rows = [line.split("\t") for line in sample_rows("train.tsv", 45)]
+    expected = tokenize_pairs(tf.constant([row[3] for row in rows]),
+                              tf.constant([row[4] for row in rows]),
+                              load_tokenizer_spec(checkpoint), 32)["input_ids"]
+    assert produced == sorted(tuple(ids) for ids in expected.numpy().tolist())
