@@ -29,11 +29,16 @@ ENV UV_COMPILE_BYTECODE=1 \
     VIRTUAL_ENV=/pipeline/.venv \
     PATH=/pipeline/.venv/bin:$PATH \
     TF_USE_LEGACY_KERAS=1 \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    RUN_PYTHON_SDK_IN_DEFAULT_ENVIRONMENT=1
+# (The last one stops Beam's boot from starting workers in a fresh venv that would
+# not see /pipeline/.venv.)
 
-# Dependencies first (cached while only the code changes): locked, no dev group.
+# Dependencies first (cached while only the code changes): locked, no dev group. The
+# venv is seeded with pip for Beam's boot, which pip-installs any staged packages.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --python python3.10 \
+RUN uv venv --seed --python python3.10 .venv \
+    && uv sync --frozen --no-dev --inexact --no-install-project \
     && if [ "$TF_CUDA" = "true" ]; then \
          uv pip install --no-cache "tensorflow[and-cuda]==2.16.2"; \
        fi \
@@ -41,9 +46,9 @@ RUN uv sync --frozen --no-dev --no-install-project --python python3.10 \
 
 # Then the project itself (installed editable: /pipeline is on sys.path, so the
 # components' import paths and the curated schema resolve inside the image).
-# (--inexact keeps the optional CUDA wheels.)
+# (--inexact keeps pip and the optional CUDA wheels.)
 COPY . .
-RUN uv sync --frozen --no-dev --inexact --python python3.10 && rm -rf /root/.cache
+RUN uv sync --frozen --no-dev --inexact && rm -rf /root/.cache
 
 # Vertex AI / KFP steps override the command with TFX's
 #   python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor ...

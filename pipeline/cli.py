@@ -10,6 +10,7 @@ import sys
 import warnings
 from typing import Sequence
 
+from pipeline import kubeflow
 from pipeline.config import BUNDLED_SAMPLE, ConfigError, PipelineConfig, load_config_file
 
 EXIT_BAD_INPUT = 2
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_scoring_parsers(subparsers)
     _add_report_parser(subparsers)
+    kubeflow.add_compile_parser(subparsers)
     return parser
 
 
@@ -194,6 +196,10 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(scoring.binary_metrics(labels, probabilities)))
 
 
+def _compile(args: argparse.Namespace) -> None:
+    kubeflow.compile_command(args)
+
+
 def _report(args: argparse.Namespace) -> None:
     from pipeline import report  # pylint: disable=import-outside-toplevel
 
@@ -208,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
         {"run": _run, "predict": _predict, "evaluate": _evaluate,
-         "report": _report}[args.command](args)
+         "report": _report, "compile": _compile}[args.command](args)
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         if known is None:

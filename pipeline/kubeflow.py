@@ -29,11 +29,13 @@ import posixpath
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.hyperparameters import DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES
 from pipeline.config import REPO_ROOT, ConfigError, PipelineConfig, load_config_file
-from pipeline.data_inputs import HF_PREFIX, DataInput, resolve_data
+
+if TYPE_CHECKING:  # pipeline.data_inputs imports Beam and TensorFlow: only inside commands
+    from pipeline.data_inputs import DataInput
 
 TARGETS = ("vertex", "kubeflow")
 IMAGE_ROOT = "/pipeline"  # where the Dockerfile installs this project
@@ -125,6 +127,9 @@ def in_image_path(path: str, what: str, image_root: str = IMAGE_ROOT) -> str:
 
 
 def _container_data_input(config: PipelineConfig, image_root: str) -> DataInput:
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.data_inputs import HF_PREFIX, resolve_data
+
     if config.data.startswith(HF_PREFIX):
         raise ConfigError(
             f"data {config.data}: compiled pipelines do not download Hugging Face datasets; "

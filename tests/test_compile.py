@@ -47,6 +47,22 @@ def _parameter(spec: dict, task: str, name: str):
     return next(iter(value.values()))
 
 
+def test_beam_args_and_the_text_ops_plugin_reach_every_beam_component():
+    from tfx.dsl.components.base.executor_spec import BeamExecutorSpec  # pylint: disable=C0415
+
+    def beam_args(config: PipelineConfig) -> dict:
+        pipeline = create_pipeline(config, resolve_data(config.data, config.download_dir))
+        return {component.id: component.executor_spec.beam_pipeline_args
+                for component in pipeline.components
+                if isinstance(component.executor_spec, BeamExecutorSpec)}
+
+    multi_process = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    assert beam_args(PipelineConfig(beam_pipeline_args=multi_process)) == {
+        name: multi_process + [TEXT_OPS_BEAM_ARG] for name in BEAM_COMPONENTS}
+    # No Beam args: in-process DirectRunner, nothing added (and no TFX sdist built).
+    assert beam_args(PipelineConfig()) == {name: [] for name in BEAM_COMPONENTS}
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> dict:
     output = tmp_path_factory.mktemp("compiled") / "nested" / "qqp.json"
@@ -59,8 +75,8 @@ def compiled(tmp_path_factory) -> dict:
 
 def test_spec_names_every_component_with_the_image_and_arguments(compiled):
     local = PipelineConfig()
-    component_ids = {component.id for component in
-                     create_pipeline(local, resolve_data(local.data, local.download_dir)).components}
+    local_pipeline = create_pipeline(local, resolve_data(local.data, local.download_dir))
+    component_ids = {component.id for component in local_pipeline.components}
     tasks = set(_tasks(compiled))
     # The baseline resolver compiles to two query tasks; every other node to one container.
     assert tasks == (component_ids - {"BaselineResolver"}) | {
@@ -194,3 +210,18 @@ def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path)
                               tf.constant([row[4] for row in rows]),
                               load_tokenizer_spec(checkpoint), 32)["input_ids"]
     assert produced == sorted(tuple(ids) for ids in expected.numpy().tolist())
+
+
+def test_compile_command_line(tmp_path):
+    """`qqp-tfx compile` through the CLI writes a spec naming the image."""
+    import json  # pylint: disable=import-outside-toplevel
+
+    from pipeline import cli  # pylint: disable=import-outside-toplevel
+
+    output = tmp_path / "pipeline.json"
+    assert cli.main(["compile", "--target", "vertex", "--output", str(output),
+                     "--image", "example.com/qqp-tfx:test", "--pipeline-root", "gs://b/root",
+                     "--data", "gs://b/qqp", "--serving-dir", "gs://b/serving"]) == 0
+    spec = json.loads(output.read_text())
+    assert "example.com/qqp-tfx:test" in json.dumps(spec)
+    assert "gs://b/qqp" in json.dumps(spec)
