@@ -1,8 +1,8 @@
-"""Resolver strategy choosing the model a candidate must beat.
+"""Resolver strategy choosing the latest blessed model a candidate must not fall behind.
 
-The baseline is the latest blessed model other than the candidate itself
+The latest model blessed by the BlessingGate, other than the candidate itself
 (so re-running an unchanged pipeline compares the same pair and hits the
-cache), or, when no model was ever blessed, the not-fine-tuned model.
+cache); nothing when no model was ever blessed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ BLESSED_KEY = "blessed"
 MODEL_ID_KEY = "current_model_id"
 
 
-class LatestBlessedOrFallbackStrategy(tfx.dsl.experimental.ResolverStrategy):
-    """Inputs: `model`, `model_blessing` (all of each), `candidate`, `fallback`."""
+class LatestBlessedOtherThanCandidateStrategy(tfx.dsl.experimental.ResolverStrategy):
+    """Inputs: `model`, `model_blessing` (all of each), `candidate`. Output: `model` (0 or 1)."""
 
     def resolve_artifacts(self, store, input_dict: dict[str, list[types.Artifact]]
                           ) -> Optional[dict[str, list[types.Artifact]]]:
@@ -28,5 +28,4 @@ class LatestBlessedOrFallbackStrategy(tfx.dsl.experimental.ResolverStrategy):
         blessed = sorted((model for model in input_dict["model"]
                           if model.id in blessed_ids and model.id not in candidate_ids),
                          key=lambda model: model.id)
-        chosen = blessed[-1:] or input_dict["fallback"][-1:]
-        return {**input_dict, "model": chosen, "model_blessing": []}
+        return {**input_dict, "model": blessed[-1:], "model_blessing": []}

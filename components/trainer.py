@@ -1,10 +1,11 @@
 """The Trainer's `run_fn`: Keras (tf_keras) fine-tuning of a Hugging Face BERT checkpoint.
 
 Hyperparameters come from the Trainer's `custom_config` (see
-`components.hyperparameters.Hyperparameters`). With `fine_tune_encoder: false`
-the same code fits only the head on a frozen encoder: the not-fine-tuned baseline.
-`distribution_strategy` and `mixed_precision` scale training beyond one CPU;
-their defaults ("none") train exactly as before.
+`components.hyperparameters.Hyperparameters`). `mixed_precision: auto` trains
+in bf16 where the hardware has it; the classifier logit and the loss stay
+float32, and the exported model always computes in float32, so it serves on
+any machine. `distribution_strategy` scales training beyond one device.
+No Keras validation pass runs: TFMA evaluates the eval split.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import math
 import shutil
 import tempfile
+from typing import Callable, Iterator
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -21,11 +23,12 @@ from absl import logging
 from tfx import v1 as tfx
 from transformers import create_optimizer
 
-from components import datasets
-from components.checkpoint import load_tf_bert, resolve_checkpoint
+from components import training_inputs
+from components.checkpoint import load_tf_bert, new_tf_bert, resolve_checkpoint
 from components.export import export_serving_model
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
+from components.precision import resolve_policy
 
 
 def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps: int) -> None:
@@ -49,6 +52,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy | None:
     return None
 
 
+@contextlib.contextmanager
+def keras_policy(policy: str) -> Iterator[None]:
+    """Sets the global Keras mixed-precision policy, restoring the previous one after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def _is_chief(strategy: tf.distribute.Strategy | None) -> bool:
     """Only the chief of a multi-worker job keeps its model and logs."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -59,53 +73,46 @@ def _is_chief(strategy: tf.distribute.Strategy | None) -> bool:
         and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def float32_copy(model: keras.Model, build: Callable[[], keras.Model]) -> keras.Model:
+    """The same model computing in float32 (weights are float32 under mixed precision too)."""
+    with keras_policy("float32"):
+        copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """Trains the classifier on the transformed train split and exports it."""
+    """Fine-tunes the classifier on the transformed train split and exports it."""
     hparams = Hyperparameters.from_custom_config(fn_args.custom_config)
-    if hparams.mixed_precision == "none":
-        _train_and_export(fn_args, hparams)
-        return
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(hparams.mixed_precision)
-    try:  # the policy is global: restore it for what runs next in this process
-        _train_and_export(fn_args, hparams)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-
-
-def _train_and_export(fn_args: tfx.components.FnArgs, hparams: Hyperparameters) -> None:
     keras.utils.set_random_seed(hparams.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    checkpoint_dir = resolve_checkpoint(hparams.checkpoint)
+    policy = resolve_policy(hparams.mixed_precision)
 
-    train_examples = datasets.count_examples(fn_args.train_files)
+    train_examples = training_inputs.count_examples(fn_args.train_files)
     if hparams.max_train_examples:
         train_examples = min(train_examples, hparams.max_train_examples)
     steps_per_epoch = math.ceil(train_examples / hparams.batch_size)
-    logging.info("Training on %d examples: %d epochs of %d steps, %s", train_examples,
-                 hparams.epochs, steps_per_epoch, hparams)
+    logging.info("Training on %d examples: %d epochs of %d steps, precision %s, %s",
+                 train_examples, hparams.epochs, steps_per_epoch, policy, hparams)
 
     strategy = make_strategy(hparams.distribution_strategy)
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        model = build_classifier(load_tf_bert(resolve_checkpoint(hparams.checkpoint)),
-                                 pooling=hparams.pooling,
-                                 fine_tune_encoder=hparams.fine_tune_encoder)
-        if hparams.mixed_precision != "none":  # the logit (and the loss) stay float32
-            model = keras.Model(model.inputs, keras.layers.Activation(
-                "linear", dtype="float32", name="logit_float32")(model.output), name=model.name)
+    with keras_policy(policy), (strategy.scope() if strategy else contextlib.nullcontext()):
+        model = build_classifier(load_tf_bert(checkpoint_dir), pooling=hparams.pooling)
         compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
     # Every worker of a multi-worker job trains and saves (saving is collective); only the
     # chief writes the Trainer's outputs, the other workers write to a scratch directory.
     scratch = None if _is_chief(strategy) else tempfile.mkdtemp(prefix="worker-")
     model.fit(
-        datasets.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
-                                  hparams.seed, hparams.max_train_examples),
+        training_inputs.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
+                                         hparams.seed, hparams.max_train_examples),
         epochs=hparams.epochs,
         steps_per_epoch=steps_per_epoch,
-        validation_data=datasets.evaluation_batches(fn_args.eval_files, tft_output,
-                                                    hparams.eval_batch_size),
-        validation_freq=hparams.epochs,  # once, after the last epoch: TFMA evaluates fully
         callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir)],
         verbose=1)
+    if policy != "float32":
+        model = float32_copy(model, lambda: build_classifier(new_tf_bert(checkpoint_dir),
+                                                             pooling=hparams.pooling))
     export_serving_model(model, tft_output, scratch or fn_args.serving_model_dir)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,7 +1,9 @@
 """Transform's `preprocessing_fn`: question pairs to BERT inputs, in-graph.
 
-The checkpoint's WordPiece vocabulary becomes an asset of the transform graph,
-so the exported model tokenizes raw text by itself.
+Each pair becomes the fine-tuned model's input ([CLS] q1 [SEP] q2 [SEP]) and
+each question alone the not-fine-tuned model's ([CLS] q [SEP]). The
+checkpoint's WordPiece vocabulary becomes an asset of the transform graph, so
+an exported model tokenizes raw text by itself.
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ from typing import Any
 import tensorflow as tf
 
 from components.checkpoint import resolve_checkpoint
-from components.tokenization import load_tokenizer_spec, tokenize_pairs
-
-LABEL = "is_duplicate"
-QUESTIONS = ("question1", "question2")
-# Evaluation slice: how many words the two questions share (Jaccard of word sets).
-SLICE_FEATURE = "word_overlap"
-OVERLAP_BUCKETS = ("0.00-0.25", "0.25-0.50", "0.50-0.75", "0.75-1.00")
+from components.features import LABEL, OVERLAP_BUCKETS, QUESTIONS, SLICE_FEATURE
+from components.tokenization import (assemble_pair, assemble_single, load_tokenizer_spec,
+                                     tokenize_questions)
 
 
 def _squeeze(feature: tf.Tensor) -> tf.Tensor:
@@ -43,15 +41,20 @@ def word_overlap_bucket(question1: tf.Tensor, question2: tf.Tensor) -> tf.Tensor
 
 def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
                      ) -> dict[str, Any]:
-    """Tokenizes (question1, question2) Hugging Face style; adds the label and overlap slice.
+    """Tokenizes pairs and single questions Hugging Face style; adds label and overlap slice.
 
     custom_config: `checkpoint` (hub id, local directory or the offline default)
-    and `max_seq_length` (pairs are truncated `longest_first` to that length).
+    and `max_seq_length` (pairs are truncated `longest_first` to that length,
+    single questions to their first tokens).
     """
     spec = load_tokenizer_spec(resolve_checkpoint(custom_config["checkpoint"]))
+    max_length = int(custom_config["max_seq_length"])
     question1, question2 = (_squeeze(inputs[name]) for name in QUESTIONS)
-    outputs: dict[str, Any] = dict(tokenize_pairs(question1, question2, spec,
-                                                  int(custom_config["max_seq_length"])))
+    ids1, ids2 = tokenize_questions(question1, question2, spec)
+    outputs: dict[str, Any] = dict(assemble_pair(ids1, ids2, spec, max_length))
+    for question, ids in zip(QUESTIONS, (ids1, ids2)):
+        for name, value in assemble_single(ids, spec, max_length).items():
+            outputs[f"{question}_{name}"] = value
     outputs[LABEL] = _squeeze(inputs[LABEL])
     outputs[SLICE_FEATURE] = word_overlap_bucket(question1, question2)
     return outputs

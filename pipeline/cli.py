@@ -14,6 +14,9 @@ from pipeline import kubeflow
 from pipeline.config import BUNDLED_SAMPLE, ConfigError, PipelineConfig, load_config_file
 
 EXIT_BAD_INPUT = 2
+# `--until` targets that never touch the checkpoint.
+DATA_ONLY_COMPONENTS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+                        "DataValidationGate")
 
 
 def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +53,20 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           help=f"peak AdamW learning rate [default: {defaults.learning_rate}]")
     training.add_argument("--batch-size", type=int, default=None,
                           help=f"training batch size [default: {defaults.batch_size}]")
+    training.add_argument("--seed", type=int, default=None,
+                          help=f"random seed of training [default: {defaults.seed}]")
+    training.add_argument("--mixed-precision", default=None,
+                          choices=("auto", "none", "mixed_float16", "mixed_bfloat16"),
+                          help="Keras precision policy; auto: mixed_bfloat16 where the CPU "
+                               "(avx512_bf16, AMX) or GPU computes bf16 natively, else float32 "
+                               f"[default: {defaults.mixed_precision}]")
+    training.add_argument("--distribution-strategy", default=None,
+                          choices=("none", "mirrored", "multi_worker_mirrored"),
+                          help="tf.distribute strategy of the Trainer "
+                               f"[default: {defaults.distribution_strategy}]")
+    training.add_argument("--not-fine-tuned-examples", type=int, default=None,
+                          help="training pairs the not-fine-tuned model's cosine threshold is "
+                               f"fitted on [default: {defaults.not_fine_tuned_examples}]")
     gate = run.add_argument_group("blessing gate")
     gate.add_argument("--min-accuracy", type=float, default=None,
                       help=f"accuracy floor [default: {defaults.min_accuracy}]")
@@ -97,6 +114,10 @@ def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
                     "curves, the slice table and a data summary.")
     report.add_argument("--metadata", default=defaults.metadata,
                         help="ML Metadata SQLite file of the runs [default: %(default)s]")
+    report.add_argument("--format", choices=("html", "json"), default="html",
+                        help="html: write a self-contained page to --output; json: print one "
+                             "JSON object (run id, blessing, verdict, each model's SavedModel "
+                             "and metrics) [default: %(default)s]")
     report.add_argument("--output", default="artifacts/report.html",
                         help="HTML file to write [default: %(default)s]")
 
@@ -132,12 +153,14 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 def _user_facing_error(error: BaseException) -> BaseException | None:
     """Finds a data or configuration error anywhere in an exception's chain."""
-    from components.data_gate import DataAnomaliesError  # pylint: disable=import-outside-toplevel
-    from components.qqp_records import QqpDataError  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from components.checkpoint import CheckpointError
+    from components.data_gate import DataAnomaliesError
+    from components.qqp_records import QqpDataError
 
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, (QqpDataError, DataAnomaliesError, ConfigError)):
+        if isinstance(error, (QqpDataError, DataAnomaliesError, ConfigError, CheckpointError)):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -148,16 +171,23 @@ def _run(args: argparse.Namespace) -> None:
     # pylint: disable=import-outside-toplevel
     from pipeline import data_summary, local_runner, outcome, progress, run_results
 
+    from components.checkpoint import check_checkpoint
+
     config = config_from_args(args)
     progress.install(args.verbose)
+    if config.until not in DATA_ONLY_COMPONENTS:
+        print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
+        check_checkpoint(config.checkpoint)
     print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
     local_runner.run_local(config)
     run = run_results.latest_run(config.metadata)
-    print("Ingested and validated:")
-    for line in data_summary.summarize(run["StatisticsGen"]):
-        print(f"  {line}")
-    if "Evaluator" in run:
-        print(outcome.format_table(outcome.collect(run)))
+    if "StatisticsGen" in run:
+        print("Ingested and validated:")
+        for line in data_summary.summarize(run["StatisticsGen"]):
+            print(f"  {line}")
+    if "Pusher" in run:
+        print(outcome.format_table(
+            outcome.collect(run_results.latest_run_id(config.metadata), run)))
     cached = [node for node, result in run.items() if result.cached]
     if cached:
         print(f"Reused from cache: {', '.join(sorted(cached))}")
@@ -201,7 +231,18 @@ def _compile(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from pipeline import report  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    if args.format == "json":
+        from pipeline import outcome, run_results
+
+        run = run_results.latest_run(args.metadata)
+        if "Pusher" not in run:
+            raise ConfigError(f"{args.metadata}: the latest run stopped before the Pusher; "
+                              "there is no verdict to report")
+        print(json.dumps(outcome.to_json(
+            outcome.collect(run_results.latest_run_id(args.metadata), run)), indent=2))
+        return
+    from pipeline import report
 
     print(f"qqp-tfx: report written to {report.write_report(args.metadata, args.output)}")
 

@@ -36,19 +36,21 @@ class PipelineConfig:
     until: str | None = None  # run only this component and what it depends on
     checkpoint: str = DEFAULT_CHECKPOINT
     max_seq_length: int = 128
-    epochs: int = 2
+    epochs: int = 3
     learning_rate: float = 5e-5
     batch_size: int = 32
-    max_train_examples: int | None = 7000  # keeps `make run` under 20 min on 2 cores
-    baseline_epochs: int = 1
-    baseline_learning_rate: float = 1e-3
-    baseline_max_train_examples: int = 2000  # a linear head on frozen features needs few
+    # All 8,000 pairs of the bundled sample; caps larger data (0: no cap). With bf16 and
+    # no wasted work, 3 epochs fit the time 7,000 pairs x 2 epochs took before.
+    max_train_examples: int | None = 8000
+    # Training pairs the not-fine-tuned model's cosine -> probability map is fitted on.
+    not_fine_tuned_examples: int = 4000
     seed: int = 42
     min_accuracy: float = 0.70
     min_f1: float = 0.60
-    baseline_margin: float = 0.0  # 0: the candidate must beat the baseline on both
+    baseline_margin: float = 0.0  # how much worse than the latest blessed model is allowed
     distribution_strategy: str = "none"  # Trainer: none | mirrored | multi_worker_mirrored
-    mixed_precision: str = "none"  # Trainer: none | mixed_float16 | mixed_bfloat16
+    # Trainer: auto (bf16 where the hardware has it) | none | mixed_float16 | mixed_bfloat16
+    mixed_precision: str = "auto"
 
     def __post_init__(self) -> None:
         try:
@@ -65,13 +67,10 @@ class PipelineConfig:
             distribution_strategy=self.distribution_strategy,
             mixed_precision=self.mixed_precision)
 
-    def baseline_hyperparameters(self) -> Hyperparameters:
-        """The not-fine-tuned baseline: frozen encoder, only the head is fitted."""
-        return dataclasses.replace(
-            self.hyperparameters(), fine_tune_encoder=False, epochs=self.baseline_epochs,
-            learning_rate=self.baseline_learning_rate, warmup_ratio=0.0,
-            max_train_examples=min(self.max_train_examples or self.baseline_max_train_examples,
-                                   self.baseline_max_train_examples))
+    def not_fine_tuned_hyperparameters(self) -> Hyperparameters:
+        """The not-fine-tuned model: the checkpoint, and the pairs its threshold is fitted on."""
+        return Hyperparameters(checkpoint=self.checkpoint,
+                               max_train_examples=self.not_fine_tuned_examples)
 
     @property
     def model_serving_dir(self) -> str:

@@ -1,4 +1,12 @@
-"""The TFMA evaluation and blessing gate: candidate vs baseline in one run."""
+"""The two TFMA EvalConfigs of the blessing gate.
+
+TFMA compares a candidate with one baseline per EvalConfig, so there are two:
+- vs the not-fine-tuned model, on every run: accuracy and F1 must clear the
+  floors and be strictly higher than that model's;
+- vs the latest blessed model, once there is one: accuracy and F1 may be worse
+  by at most the margin.
+`components.blessing_gate` blesses only a candidate that passes both.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +14,13 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from components.transform import LABEL, SLICE_FEATURE
+from components.features import (CANDIDATE, DECISION_THRESHOLD, GATED_METRICS, LABEL,
+                                 LAST_BLESSED, NOT_FINE_TUNED, SLICE_FEATURE)
 
-CANDIDATE = "candidate"
-BASELINE = "baseline"
-DECISION_THRESHOLD = 0.5
-# Gated metrics: TFMA metric class -> the metric name it reports.
-GATED_METRICS = {"BinaryAccuracy": "binary_accuracy", "F1Score": "f1_score"}
 REPORTED_METRICS = ("ExampleCount", "Precision", "Recall", "AUC", "AUCPrecisionRecall",
                     "Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot",
                     "ConfusionMatrixPlot")
-# With a margin of 0 the candidate must be strictly better: diff >= this epsilon.
+# "Strictly higher" as a TFMA change threshold: diff >= this epsilon.
 STRICTLY_HIGHER = 1e-6
 
 
@@ -27,27 +31,39 @@ def _model_spec(name: str, is_baseline: bool) -> tfma.ModelSpec:
         preprocessing_function_names=["transform_features"])
 
 
-def _gate(floor: float, margin: float) -> tfma.MetricThreshold:
-    """Absolute floor, and no worse than the baseline by more than `margin`."""
-    return tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -margin if margin > 0 else STRICTLY_HIGHER}))
-
-
-def build_eval_config(min_accuracy: float, min_f1: float, baseline_margin: float
-                      ) -> tfma.EvalConfig:
-    """EvalConfig for the candidate and its baseline, overall and by word overlap."""
-    floors = {"BinaryAccuracy": min_accuracy, "F1Score": min_f1}
-    metrics = [tfma.MetricConfig(class_name=class_name,
-                                 threshold=_gate(floors[class_name], baseline_margin))
-               for class_name in GATED_METRICS]
+def _eval_config(baseline: str, thresholds: dict[str, tfma.MetricThreshold]) -> tfma.EvalConfig:
+    # Gate on all eval pairs only: a threshold without a slice would apply to every slice.
+    metrics = [tfma.MetricConfig(class_name=class_name, per_slice_thresholds=[
+        tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                     threshold=thresholds[class_name])])
+        for class_name in GATED_METRICS]
     metrics += [tfma.MetricConfig(class_name=class_name) for class_name in REPORTED_METRICS]
     metrics.append(tfma.MetricConfig(
         class_name="ConfusionMatrixAtThresholds",
         config=json.dumps({"thresholds": [DECISION_THRESHOLD]})))
     return tfma.EvalConfig(
-        model_specs=[_model_spec(CANDIDATE, False), _model_spec(BASELINE, True)],
+        model_specs=[_model_spec(CANDIDATE, False), _model_spec(baseline, True)],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[SLICE_FEATURE])],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+
+
+def _at_least(difference: float) -> tfma.GenericChangeThreshold:
+    return tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                       absolute={"value": difference})
+
+
+def not_fine_tuned_eval_config(min_accuracy: float, min_f1: float) -> tfma.EvalConfig:
+    """Candidate vs the not-fine-tuned model: the floors, and strictly better on both."""
+    floors = {"BinaryAccuracy": min_accuracy, "F1Score": min_f1}
+    return _eval_config(NOT_FINE_TUNED, {
+        class_name: tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
+            change_threshold=_at_least(STRICTLY_HIGHER))
+        for class_name, floor in floors.items()})
+
+
+def blessed_model_eval_config(margin: float) -> tfma.EvalConfig:
+    """Candidate vs the latest blessed model: worse by at most `margin` on both."""
+    return _eval_config(LAST_BLESSED, {
+        class_name: tfma.MetricThreshold(change_threshold=_at_least(-margin))
+        for class_name in GATED_METRICS})

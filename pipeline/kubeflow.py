@@ -247,7 +247,7 @@ def add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="tf.distribute strategy of the Trainer [default: none]")
     compile_.add_argument("--mixed-precision", default=None,
                           choices=MIXED_PRECISION_POLICIES,
-                          help="Keras mixed-precision policy of the Trainer [default: none]")
+                          help="Keras mixed-precision policy of the Trainer [default: auto]")
     compile_.add_argument("--trainer-cpu", type=float, default=None,
                           help="vCPU limit of the Trainer step")
     compile_.add_argument("--trainer-memory", type=float, default=None,

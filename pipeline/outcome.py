@@ -1,27 +1,53 @@
-"""What a pipeline run decided: candidate vs baseline metrics, blessing, push."""
+"""What a pipeline run decided: every model's metrics, the blessing, the push.
+
+Reads the run's two Evaluators (candidate vs not-fine-tuned model, candidate
+vs latest blessed model) and the BlessingGate's verdict from ML Metadata
+records (`run_results`); `format_table` and `to_json` present it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+from typing import Any
 
-from pipeline.evaluation import BASELINE, CANDIDATE, GATED_METRICS
+from components.features import CANDIDATE, LAST_BLESSED, METRIC_TITLES, NOT_FINE_TUNED
 from pipeline.run_results import NodeResult
 
-# Metric name in TFMA -> column title in the summary table.
-TABLE_METRICS = {"binary_accuracy": "accuracy", "f1_score": "F1", "precision": "precision",
-                 "recall": "recall", "auc": "ROC AUC", "auc_precision_recall": "PR AUC"}
+ROLE_TITLES = {CANDIDATE: "fine-tuned candidate", NOT_FINE_TUNED: "not fine-tuned (cosine)",
+               LAST_BLESSED: "latest blessed model"}
+# TFMA metric name -> key in `qqp-tfx report --format json` (the names `evaluate` prints).
+JSON_METRICS = {"binary_accuracy": "accuracy", "f1_score": "f1", "precision": "precision",
+                "recall": "recall", "auc": "roc_auc", "auc_precision_recall": "pr_auc"}
+SERVING_SUBDIR = "Format-Serving"  # where TFX Trainers put the SavedModel in a Model artifact
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelResult:
+    """One evaluated model: its role, its SavedModel directory and its overall metrics."""
+
+    role: str
+    uri: str
+    metrics: dict[str, float]  # TFMA metric name -> value
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOutcome:
-    """Overall metrics of both models, the gate's verdict and where the model went."""
+    """Overall metrics of every model, the gate's verdict and where the model went."""
 
-    metrics: dict[str, dict[str, float]]  # model name -> metric name -> value
-    baseline_description: str
+    run_id: str
+    models: list[ModelResult]
     blessed: bool
     reasons: list[str]
     pushed_to: str | None
+    eval_examples: int
+    majority_accuracy: float
+
+    def model(self, role: str) -> ModelResult | None:
+        """The model with that role, if it was evaluated in this run."""
+        return next((model for model in self.models if model.role == role), None)
 
 
 def overall_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]:
@@ -36,48 +62,66 @@ def overall_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]:
     raise LookupError(f"{evaluation_uri}: no overall slice for model {model_name}")
 
 
-def gate_reasons(evaluation_uri: str) -> tuple[bool, list[str]]:
-    """Whether TFMA's validation passed, and why not in plain words."""
-    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
-
-    validation = tfma.load_validation_result(evaluation_uri)
-    reasons = []
-    for slice_failures in validation.metric_validations_per_slice:
-        for failure in slice_failures.failures:
-            name = failure.metric_key.name
-            value = failure.metric_value.double_value.value
-            if failure.metric_key.is_diff:
-                reasons.append(f"{name} is {value:+.4f} vs the baseline "
-                               f"(needs >= {failure.metric_threshold.change_threshold.absolute.value:+.4f})")
-            else:
-                reasons.append(f"{name} = {value:.4f} is below the floor "
-                               f"{failure.metric_threshold.value_threshold.lower_bound.value:.4f}")
-    if validation.validation_ok:
-        gated = " and ".join(GATED_METRICS.values())
-        reasons.append(f"{gated} clear their floors and the comparison with the baseline")
-    return validation.validation_ok, reasons
+def serving_dir(model_artifact: Any) -> str:
+    """The SavedModel directory inside a Trainer's Model artifact."""
+    return os.path.join(model_artifact.uri, SERVING_SUBDIR)
 
 
-def describe_baseline(evaluator: NodeResult) -> str:
-    """Which model the candidate was compared with."""
-    model = evaluator.inputs["baseline_model"][0]
-    if "/BaselineTrainer/" in model.uri:
-        return "not fine-tuned (frozen encoder, head fitted)"
-    return f"latest blessed model ({model.uri})"
+def evaluated_models(run: dict[str, NodeResult]) -> list[tuple[str, str, str]]:
+    """(role, SavedModel dir, evaluation URI) of each model the run's Evaluators measured."""
+    evaluator = run["Evaluator"]
+    models = [(CANDIDATE, serving_dir(evaluator.inputs["model"][0]),
+               evaluator.output_uri("evaluation")),
+              (NOT_FINE_TUNED, serving_dir(evaluator.inputs["baseline_model"][0]),
+               evaluator.output_uri("evaluation"))]
+    blessed_model = run.get("BlessedModelEvaluator")
+    if blessed_model is not None and blessed_model.inputs.get("baseline_model"):
+        models.append((LAST_BLESSED, serving_dir(blessed_model.inputs["baseline_model"][0]),
+                       blessed_model.output_uri("evaluation")))
+    return models
 
 
-def collect(run: dict[str, NodeResult]) -> RunOutcome:
-    """Reads the outcome of a finished run from its Evaluator and Pusher outputs."""
-    evaluation_uri = run["Evaluator"].output_uri("evaluation")
-    blessed, reasons = gate_reasons(evaluation_uri)
+def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
+    """Reads the outcome of a run that got as far as the Pusher."""
+    models = [ModelResult(role, uri, overall_metrics(evaluation_uri, role))
+              for role, uri, evaluation_uri in evaluated_models(run)]
+    blessing = run["BlessingGate"].outputs["blessing"][0]
     pushed = run["Pusher"].outputs["pushed_model"][0]
     pushed_to = None
     if pushed.custom_properties["pushed"].int_value == 1:
         pushed_to = pushed.custom_properties["pushed_destination"].string_value
+    candidate = models[0].metrics
+    duplicate_rate = candidate.get("mean_label", float("nan"))
+    majority = max(duplicate_rate, 1.0 - duplicate_rate)
+    reasons = json.loads(blessing.custom_properties["verdict"].string_value)
+    if majority == 1.0:
+        reasons.append("the eval split holds one class only, so F1 is 0 or undefined for "
+                       "every model")
     return RunOutcome(
-        metrics={name: overall_metrics(evaluation_uri, name) for name in (CANDIDATE, BASELINE)},
-        baseline_description=describe_baseline(run["Evaluator"]),
-        blessed=blessed, reasons=reasons, pushed_to=pushed_to)
+        run_id=run_id, models=models,
+        blessed=blessing.custom_properties["blessed"].int_value == 1,
+        reasons=reasons, pushed_to=pushed_to,
+        eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority)
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else value
+
+
+def to_json(outcome: RunOutcome) -> dict[str, Any]:
+    """The machine-readable summary printed by `qqp-tfx report --format json`."""
+    return {
+        "run_id": outcome.run_id,
+        "blessed": outcome.blessed,
+        "pushed_to": outcome.pushed_to,
+        "verdict": outcome.reasons,
+        "eval_examples": outcome.eval_examples,
+        "majority_accuracy": _number(outcome.majority_accuracy),
+        "models": [{"role": model.role, "uri": model.uri,
+                    "metrics": {key: _number(model.metrics.get(name))
+                                for name, key in JSON_METRICS.items()}}
+                   for model in outcome.models],
+    }
 
 
 def _cell(value: float | None) -> str:
@@ -85,14 +129,14 @@ def _cell(value: float | None) -> str:
 
 
 def format_table(outcome: RunOutcome) -> str:
-    """A plain-text comparison table plus the verdict."""
-    header = f"{'model':<24}" + "".join(f"{title:>11}" for title in TABLE_METRICS.values())
-    rows = [header, "-" * len(header)]
-    for model_name, label in ((CANDIDATE, "fine-tuned candidate"), (BASELINE, "baseline")):
-        values = outcome.metrics[model_name]
-        rows.append(f"{label:<24}" + "".join(f"{_cell(values.get(metric)):>11}"
-                                             for metric in TABLE_METRICS))
-    rows.append(f"baseline: {outcome.baseline_description}")
+    """A plain-text comparison table (eval split) plus the verdict."""
+    header = f"{'model':<26}" + "".join(f"{title:>11}" for title in METRIC_TITLES.values())
+    rows = [f"Evaluation on the eval split ({outcome.eval_examples:,} pairs):", header,
+            "-" * len(header)]
+    for model in outcome.models:
+        rows.append(f"{ROLE_TITLES[model.role]:<26}" + "".join(
+            f"{_cell(model.metrics.get(metric)):>11}" for metric in METRIC_TITLES))
+    rows.append(f"{'majority class':<26}{_cell(outcome.majority_accuracy):>11}")
     verdict = "BLESSED" if outcome.blessed else "NOT BLESSED"
     rows.append(f"{verdict}: " + "; ".join(outcome.reasons))
     rows.append(f"pushed to: {outcome.pushed_to}" if outcome.pushed_to else

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -12,32 +11,21 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import example_gen, serving_pusher
-from components.baseline_resolver import LatestBlessedOrFallbackStrategy
+from components.baseline_resolver import LatestBlessedOtherThanCandidateStrategy
+from components.blessed_model_evaluator import BlessedModelEvaluator
+from components.blessing_gate import BlessingGate
 from components.data_gate import DataValidationGate
 from components.hyperparameters import Hyperparameters
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
-from pipeline.evaluation import build_eval_config
+from pipeline.evaluation import blessed_model_eval_config, not_fine_tuned_eval_config
+from pipeline.fingerprint import code_fingerprint
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
-COMPONENTS_DIR = Path(__file__).resolve().parents[1] / "components"
 # Beam workers in other processes (multi-processing DirectRunner, Dataflow, Flink, Spark)
 # load the transform graph and the model, whose tensorflow_text ops exist only once
 # tensorflow_text is imported: Beam imports its plugins first in every worker.
 TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
-
-
-def code_fingerprint() -> str:
-    """Hash of the component code run by Transform and Trainer.
-
-    Those components get their code by import path, which TFX does not hash, so
-    the fingerprint goes into their `custom_config`: edited code re-runs them
-    instead of reusing stale cached outputs.
-    """
-    digest = hashlib.sha256()
-    for path in sorted(COMPONENTS_DIR.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
@@ -57,32 +45,32 @@ def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
     ).with_id("QqpExampleGen")
 
 
-def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters
+def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_fn: str
              ) -> tfx.components.Trainer:
     return tfx.components.Trainer(
-        run_fn="components.trainer.run_fn",
+        run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        schema=transform.outputs["post_transform_schema"],
-        custom_config={**hparams.to_custom_config(), "code_fingerprint": code_fingerprint()})
+        custom_config={**hparams.to_custom_config(),
+                       "code_fingerprint": code_fingerprint(run_fn.rsplit(".", 1)[0])})
 
 
-def _baseline_resolver(trainer: tfx.components.Trainer,
-                       baseline_trainer: tfx.components.Trainer,
-                       query_resolvers_only: bool) -> tfx.dsl.Resolver:
+def _latest_blessed_resolver(trainer: tfx.components.Trainer,
+                             query_resolvers_only: bool) -> tfx.dsl.Resolver:
+    """The latest model the BlessingGate blessed (none before the first blessing)."""
+    # Every Model of the pipeline: only those blessed by the BlessingGate are candidates.
+    # (A channel naming the Trainer as producer would be merged with `candidate` below.)
     model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
-    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing)
-    if query_resolvers_only:  # the latest blessed model; none (no gate on change) at first
+    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                     producer_component_id="BlessingGate", output_key="blessing")
+    if query_resolvers_only:
         return tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=model, model_blessing=model_blessing).with_id("BaselineResolver")
+            model=model, model_blessing=model_blessing).with_id("LatestBlessedResolver")
     return tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOrFallbackStrategy,
-        model=model,
-        model_blessing=model_blessing,
-        candidate=trainer.outputs["model"],
-        fallback=baseline_trainer.outputs["model"],
-    ).with_id("BaselineResolver")
+        strategy_class=LatestBlessedOtherThanCandidateStrategy,
+        model=model, model_blessing=model_blessing, candidate=trainer.outputs["model"],
+    ).with_id("LatestBlessedResolver")
 
 
 def _beam_args(args: list[str]) -> list[str]:
@@ -102,8 +90,8 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
 
     For orchestrators that run the components in containers (`pipeline.kubeflow`):
     `schema_file` is the curated schema's path as the containers see it (default:
-    this checkout's), and `query_resolvers_only` replaces the baseline resolver by
-    TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI
+    this checkout's), and `query_resolvers_only` replaces the latest-blessed resolver
+    by TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI
     can run.
     """
     examples_gen = _example_gen(data_input)
@@ -118,24 +106,39 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         examples=examples_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
         preprocessing_fn="components.transform.preprocessing_fn",
+        disable_statistics=True,  # nothing reads Transform's statistics
         custom_config={"checkpoint": config.checkpoint,
                        "max_seq_length": config.max_seq_length,
-                       "code_fingerprint": code_fingerprint()})
+                       "code_fingerprint": code_fingerprint("components.transform")})
     transform.add_upstream_node(data_gate)
-    trainer = _trainer(transform, config.hyperparameters()).with_id("Trainer")
-    baseline_trainer = _trainer(transform, config.baseline_hyperparameters()).with_id(
-        "BaselineTrainer")
-    baseline_resolver = _baseline_resolver(trainer, baseline_trainer, query_resolvers_only)
+    trainer = _trainer(transform, config.hyperparameters(),
+                       "components.trainer.run_fn").with_id("Trainer")
+    not_fine_tuned = _trainer(transform, config.not_fine_tuned_hyperparameters(),
+                              "components.not_fine_tuned.run_fn").with_id("NotFineTunedModel")
     evaluator = tfx.components.Evaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+        baseline_model=not_fine_tuned.outputs["model"],
         example_splits=["eval"],
-        eval_config=build_eval_config(config.min_accuracy, config.min_f1,
-                                      config.baseline_margin))
+        eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1))
+    latest_blessed = _latest_blessed_resolver(trainer, query_resolvers_only)
+    blessed_model_evaluator = BlessedModelEvaluator(
+        examples=examples_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=latest_blessed.outputs["model"],
+        example_splits=["eval"],
+        eval_config=blessed_model_eval_config(config.baseline_margin),
+    ).with_id("BlessedModelEvaluator")
+    blessing_gate = BlessingGate(
+        model=trainer.outputs["model"],
+        not_fine_tuned_evaluation=evaluator.outputs["evaluation"],
+        not_fine_tuned_blessing=evaluator.outputs["blessing"],
+        blessed_model_evaluation=blessed_model_evaluator.outputs["evaluation"],
+        blessed_model_blessing=blessed_model_evaluator.outputs["blessing"],
+    ).with_id("BlessingGate")
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=_local_or_remote(config.model_serving_dir))),
@@ -144,8 +147,8 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
-                    data_gate, transform, trainer, baseline_trainer, baseline_resolver,
-                    evaluator, pusher],
+                    data_gate, transform, trainer, not_fine_tuned, evaluator, latest_blessed,
+                    blessed_model_evaluator, blessing_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=_beam_args(config.beam_pipeline_args),

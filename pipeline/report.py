@@ -19,8 +19,7 @@ import math
 import os
 from typing import Any, Iterable, Mapping, Sequence
 
-CANDIDATE_COLOR = "#2563eb"
-BASELINE_COLOR = "#ea580c"
+ROLE_COLORS = {"candidate": "#2563eb", "not_fine_tuned": "#ea580c", "last_blessed": "#16a34a"}
 GUIDE_COLOR = "#9ca3af"
 CALIBRATION_BINS = 10
 # Extra rows of the overall table, after outcome.TABLE_METRICS.
@@ -37,7 +36,7 @@ QUESTIONS = ("question1", "question2")
 class ModelReport:
     """Everything the page shows about one model of the evaluation."""
 
-    name: str  # TFMA model name, "candidate" or "baseline"
+    name: str  # role and TFMA model name: candidate, not_fine_tuned or last_blessed
     title: str  # shown to people
     color: str
     overall: dict[str, float]
@@ -73,7 +72,7 @@ class ReportData:
     blessed: bool | None = None
     reasons: list[str] = dataclasses.field(default_factory=list)
     pushed_to: str | None = None
-    baseline_description: str | None = None
+    majority_accuracy: float | None = None
     models: list[ModelReport] = dataclasses.field(default_factory=list)
     table_metrics: dict[str, str] = dataclasses.field(default_factory=dict)
     gated_metrics: tuple[str, ...] = ()
@@ -166,31 +165,24 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     # pylint: disable=import-outside-toplevel
     import tensorflow_model_analysis as tfma
 
-    from components.transform import OVERLAP_BUCKETS, SLICE_FEATURE
-    from pipeline import evaluation, outcome
+    from components.features import (DECISION_THRESHOLD, GATED_METRICS, METRIC_TITLES,
+                                     OVERLAP_BUCKETS, SLICE_FEATURE)
+    from pipeline import outcome, run_results
 
-    evaluation_uri = run["Evaluator"].output_uri("evaluation")
     data.evaluated = True
-    data.table_metrics = dict(outcome.TABLE_METRICS)
-    data.gated_metrics = tuple(evaluation.GATED_METRICS.values())
+    data.table_metrics = dict(METRIC_TITLES)
+    data.gated_metrics = tuple(GATED_METRICS.values())
     data.slice_feature = SLICE_FEATURE
-    data.threshold = evaluation.DECISION_THRESHOLD
-    if _has_output(run, "Pusher", "pushed_model"):
-        verdict = outcome.collect(run)
-        data.blessed, data.reasons = verdict.blessed, verdict.reasons
-        data.pushed_to, data.baseline_description = verdict.pushed_to, verdict.baseline_description
-        overall = verdict.metrics
-    else:
-        data.blessed, data.reasons = outcome.gate_reasons(evaluation_uri)
-        data.baseline_description = outcome.describe_baseline(run["Evaluator"])
-        overall = {name: outcome.overall_metrics(evaluation_uri, name)
-                   for name in (evaluation.CANDIDATE, evaluation.BASELINE)}
-        data.missing.append("the Pusher did not run in this run")
-    titles = {evaluation.CANDIDATE: "candidate (fine-tuned)", evaluation.BASELINE: "baseline"}
-    colors = {evaluation.CANDIDATE: CANDIDATE_COLOR, evaluation.BASELINE: BASELINE_COLOR}
+    data.threshold = DECISION_THRESHOLD
+    if not _has_output(run, "Pusher", "pushed_model"):
+        data.missing.append("the run stopped before the blessing and the push")
+        return
+    verdict = outcome.collect(run_results.latest_run_id(data.metadata_path), dict(run))
+    data.blessed, data.reasons = verdict.blessed, verdict.reasons
+    data.pushed_to, data.majority_accuracy = verdict.pushed_to, verdict.majority_accuracy
     seen_values: set[str] = set()
-    for name in (evaluation.CANDIDATE, evaluation.BASELINE):
-        result = tfma.load_eval_result(evaluation_uri, model_name=name)
+    for role, _, evaluation_uri in outcome.evaluated_models(dict(run)):
+        result = tfma.load_eval_result(evaluation_uri, model_name=role)
         metrics = dict(result.slicing_metrics)
         plots = dict(result.plots)
         overall_plot = plot_entry(plots.get(()))
@@ -200,10 +192,11 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
         slices = slice_metrics(result.slicing_metrics, SLICE_FEATURE)
         seen_values.update(slices)
         if overall_plot is None:
-            data.missing.append(f"no plots for the {name} model")
+            data.missing.append(f"no plots for the {role} model")
         data.models.append(ModelReport(
-            name=name, title=titles[name], color=colors[name], overall=overall[name],
-            confusion=matrix, pr_curve=pr_curve(overall_plot or {}),
+            name=role, title=outcome.ROLE_TITLES[role], color=ROLE_COLORS[role],
+            overall=verdict.model(role).metrics, confusion=matrix,
+            pr_curve=pr_curve(overall_plot or {}),
             operating_point=operating_point(overall_plot or {}, data.threshold),
             calibration=calibration_curve(overall_plot or {}), slices=slices))
     data.slice_values = [value for value in OVERLAP_BUCKETS if value in seen_values]
@@ -580,8 +573,8 @@ def _verdict(data: ReportData) -> str:
         return (f'<div class="verdict"><span class="badge">NOT EVALUATED</span>'
                 f'<dl class="facts" style="margin-top:12px">{rows}</dl></div>')
     css, word = ("blessed", "BLESSED") if data.blessed else ("not-blessed", "NOT BLESSED")
-    facts = [("pushed", data.pushed_to or "not pushed"),
-             ("baseline", data.baseline_description or "unknown")] + facts
+    compared = ", ".join(model.title for model in data.models[1:]) or "unknown"
+    facts = [("pushed", data.pushed_to or "not pushed"), ("compared with", compared)] + facts
     reasons = "".join(f"<li>{_e(reason)}</li>" for reason in data.reasons)
     rows = "".join(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>" for key, value in facts)
     return (f'<div class="verdict {css}"><span class="badge">{word}</span>'
@@ -593,23 +586,29 @@ def _model_label(model: ModelReport) -> str:
 
 
 def _metrics_table(data: ReportData) -> str:
-    candidate, baseline = data.models[0], data.models[1]
+    candidate, others = data.models[0], data.models[1:]
     rows = []
     metrics = {**data.table_metrics, **EXTRA_METRICS}
     for metric, title in metrics.items():
         ours = candidate.overall.get(metric, math.nan)
-        theirs = baseline.overall.get(metric, math.nan)
-        difference = candidate.overall.get(f"{metric}_diff", ours - theirs)
         tag = '<span class="tag">gated</span>' if metric in data.gated_metrics else ""
-        rows.append(f"<tr><td>{_e(title)}{tag}</td><td>{format_value(ours, metric)}</td>"
-                    f"<td>{format_value(theirs, metric)}</td>"
-                    f"{_diff_cell(difference, metric, metric in data.table_metrics)}</tr>")
-    return (f"<section><h2>Candidate vs baseline (all eval pairs)</h2><table><thead><tr>"
-            f"<th>metric</th><th>{_model_label(candidate)}</th><th>{_model_label(baseline)}</th>"
-            f"<th>difference</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f'<p class="note">Difference = candidate \u2212 baseline. Accuracy, F1, precision '
-            f"and recall at threshold {_e(data.threshold)}. Calibration is mean prediction / "
-            f"mean label (1 is ideal).</p></section>")
+        cells = [f"<td>{format_value(ours, metric)}</td>"]
+        cells += [f"<td>{format_value(other.overall.get(metric, math.nan), metric)}</td>"
+                  for other in others]
+        cells += [_diff_cell(ours - other.overall.get(metric, math.nan), metric,
+                             metric in data.table_metrics) for other in others]
+        rows.append(f"<tr><td>{_e(title)}{tag}</td>{''.join(cells)}</tr>")
+    majority = format_value(data.majority_accuracy if data.majority_accuracy is not None
+                            else math.nan)
+    heads = "".join(f"<th>{_model_label(model)}</th>" for model in data.models)
+    heads += "".join(f"<th>candidate \u2212 {_e(other.title)}</th>" for other in others)
+    return (f"<section><h2>Fine-tuned candidate vs the other models (all eval pairs)</h2>"
+            f"<table><thead><tr><th>metric</th>{heads}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            f'<p class="note">Majority class (always predicting the more frequent label) '
+            f"scores accuracy {majority}. Accuracy, F1, precision and recall at threshold "
+            f"{_e(data.threshold)}. Calibration is mean prediction / mean label (1 is ideal)."
+            f"</p></section>")
 
 
 def _confusion_table(model: ModelReport) -> str:
@@ -708,7 +707,7 @@ def _footer(data: ReportData) -> str:
 def render_html(data: ReportData) -> str:
     """The complete page: inline CSS and SVG, no external resources."""
     body = [_header(data), _verdict(data)]
-    if data.evaluated and len(data.models) == 2:
+    if data.evaluated and len(data.models) >= 2:
         body += [_metrics_table(data), _confusion_section(data), _charts_section(data),
                  _slice_section(data)]
     body += [_data_section(data), _footer(data)]

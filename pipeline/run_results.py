@@ -39,13 +39,24 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run(metadata_path: str) -> dict[str, NodeResult]:
-    """Maps each component id of the newest pipeline run to its `NodeResult`."""
-    store = open_store(metadata_path)
+def latest_run_context(store: metadata_store.MetadataStore, metadata_path: str
+                       ) -> metadata_store_pb2.Context:
+    """The newest `pipeline_run` context of a store."""
     runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         raise LookupError(f"{metadata_path}: holds no pipeline run")
-    run = max(runs, key=lambda context: context.create_time_since_epoch)
+    return max(runs, key=lambda context: context.create_time_since_epoch)
+
+
+def latest_run_id(metadata_path: str) -> str:
+    """The name (run id) of the newest pipeline run."""
+    return latest_run_context(open_store(metadata_path), metadata_path).name
+
+
+def latest_run(metadata_path: str) -> dict[str, NodeResult]:
+    """Maps each component id of the newest pipeline run to its `NodeResult`."""
+    store = open_store(metadata_path)
+    run = latest_run_context(store, metadata_path)
     results = {}
     for execution in store.get_executions_by_context(run.id):
         node_prefix = PIPELINE_NAME + "."

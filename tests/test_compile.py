@@ -25,7 +25,8 @@ IMAGE = "us-docker.pkg.dev/my-project/qqp/qqp-tfx:test"
 TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 BEAM_ARGS = ["--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
              "--temp_location=gs://my-bucket/tmp"]
-BEAM_COMPONENTS = ("QqpExampleGen", "StatisticsGen", "Transform", "Evaluator")
+BEAM_COMPONENTS = ("QqpExampleGen", "StatisticsGen", "Transform", "Evaluator",
+                   "BlessedModelEvaluator")
 REMOTE = {"data": "gs://my-bucket/qqp", "pipeline_root": "gs://my-bucket/root",
           "serving_dir": "gs://my-bucket/serving"}
 
@@ -79,11 +80,11 @@ def test_spec_names_every_component_with_the_image_and_arguments(compiled):
     component_ids = {component.id for component in local_pipeline.components}
     tasks = set(_tasks(compiled))
     # The baseline resolver compiles to two query tasks; every other node to one container.
-    assert tasks == (component_ids - {"BaselineResolver"}) | {
-        "BaselineResolver-model-blessing-resolver", "BaselineResolver-model-resolver"}
+    assert tasks == (component_ids - {"LatestBlessedResolver"}) | {
+        "LatestBlessedResolver-model-blessing-resolver", "LatestBlessedResolver-model-resolver"}
     containers = {label[:-len("_executor")]: executor["container"]
                   for label, executor in _executors(compiled).items() if "container" in executor}
-    assert set(containers) == component_ids - {"BaselineResolver"}
+    assert set(containers) == component_ids - {"LatestBlessedResolver"}
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"] == TFX_COMMAND, name
@@ -99,10 +100,10 @@ def test_spec_names_every_component_with_the_image_and_arguments(compiled):
     assert containers["Trainer"]["resources"] == {
         "cpuLimit": 8.0, "memoryLimit": 30.0,
         "accelerator": {"type": "NVIDIA_TESLA_T4", "count": "1"}}
-    assert "resources" not in containers["BaselineTrainer"]
+    assert "resources" not in containers["NotFineTunedModel"]
     trainer_config = json.loads(_parameter(compiled, "Trainer", "custom_config"))
     assert trainer_config["distribution_strategy"] == "none"
-    assert trainer_config["mixed_precision"] == "none"
+    assert trainer_config["mixed_precision"] == "auto"
 
 
 def test_spec_round_trips_through_the_pipeline_spec_proto(compiled):

@@ -1,9 +1,12 @@
-"""The whole pipeline under LocalDagRunner with a tiny random BERT on ~200 pairs.
+"""The whole pipeline under LocalDagRunner with a tiny random BERT on a few hundred pairs.
 
-One module-scoped workspace is shared by three runs: a good candidate (gate
-opened with floors 0 so the tiny model can pass), the same run again (all
-cached, nothing new pushed), and a broken candidate (learning rate 0) that must
-be neither blessed nor pushed.
+The pairs are real bundled ones, with a learnable marker: every duplicate's
+question2 ends in "xylophone". A fine-tuned model learns that in a few steps;
+the cosine of the tiny random encoder's embeddings does not, so the gate's
+comparison with the not-fine-tuned model decides with the real floors.
+One module-scoped workspace is shared by three runs: a good candidate, the same
+run again (all cached, nothing new pushed), and a broken candidate (learning
+rate 0) gated against the not-fine-tuned model and the blessed version 1.
 """
 
 import json
@@ -20,8 +23,20 @@ from tests.conftest import sample_rows, write_tsv
 from tests.tiny_bert import make_tiny_checkpoint
 
 ALL_COMPONENTS = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                  "DataValidationGate", "Transform", "Trainer", "BaselineTrainer",
-                  "Evaluator", "Pusher"}
+                  "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel",
+                  "Evaluator", "LatestBlessedResolver", "BlessedModelEvaluator", "BlessingGate",
+                  "Pusher"}
+MARKER = " xylophone"
+
+
+def _marked_rows(split_file: str, count: int) -> list[str]:
+    rows = []
+    for row in sample_rows(split_file, count):
+        columns = row.split("\t")
+        if columns[5] == "1":
+            columns[4] += MARKER
+        rows.append("\t".join(columns))
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +44,15 @@ def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
     data = root / "data"
     data.mkdir()
-    write_tsv(data / "train.tsv", sample_rows("train.tsv", 160))
-    write_tsv(data / "dev.tsv", sample_rows("dev.tsv", 48))
+    write_tsv(data / "train.tsv", _marked_rows("train.tsv", 320))
+    write_tsv(data / "dev.tsv", _marked_rows("dev.tsv", 64))
     config = {"data": str(data), "checkpoint": str(make_tiny_checkpoint(root / "tiny-bert")),
               "pipeline-root": str(root / "pipeline"), "metadata": str(root / "md.sqlite"),
-              "serving-dir": str(root / "serving"), "epochs": 1, "batch-size": 16,
-              "max-seq-length": 64, "learning-rate": 1e-3,
-              "min-accuracy": 0.0, "min-f1": 0.0, "baseline-margin": 1.0}
+              "serving-dir": str(root / "serving"), "epochs": 5, "batch-size": 16,
+              "max-seq-length": 64, "learning-rate": 1e-3, "not-fine-tuned-examples": 200,
+              "min-accuracy": 0.7, "min-f1": 0.6, "baseline-margin": 0.0}
     (root / "good.yaml").write_text(yaml.safe_dump(config))
-    broken = {**config, "learning-rate": 0.0, "min-accuracy": 0.7, "min-f1": 0.6,
-              "baseline-margin": 0.0}
+    broken = {**config, "learning-rate": 0.0}
     (root / "broken.yaml").write_text(yaml.safe_dump(broken))
     return root
 
@@ -49,7 +63,7 @@ def _run(workspace: Path, config_name: str) -> dict[str, run_results.NodeResult]
 
 
 def _blessed(run) -> bool:
-    return run["Evaluator"].outputs["blessing"][0].custom_properties["blessed"].int_value == 1
+    return run["BlessingGate"].outputs["blessing"][0].custom_properties["blessed"].int_value == 1
 
 
 def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
@@ -57,7 +71,8 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     assert ALL_COMPONENTS <= set(run)
     assert not any(result.cached for result in run.values())
     assert _blessed(run)
-    assert "BaselineTrainer" in run["Evaluator"].inputs["baseline_model"][0].uri
+    assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
+    assert not run["BlessedModelEvaluator"].inputs.get("baseline_model")  # none blessed yet
     versions = sorted(path.name for path in (workspace / "serving" / "qqp").iterdir())
     assert versions == ["1"]
     version_dir = workspace / "serving" / "qqp" / "1"
@@ -65,7 +80,11 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     assert (version_dir / "variables").is_dir()
     assert (version_dir / "assets" / "vocab.txt").is_file()
     output = capsys.readouterr().out
-    assert "fine-tuned candidate" in output and "BLESSED" in output
+    for row in ("fine-tuned candidate", "not fine-tuned (cosine)", "majority class"):
+        assert row in output
+    assert "latest blessed model" not in output.split("BLESSED")[0]  # no such row yet
+    assert ("BLESSED: clears the floors and beats the not-fine-tuned model on accuracy and F1; "
+            "no model was blessed before") in output
     assert f"pushed to: {version_dir}" in output
 
 
@@ -95,7 +114,8 @@ def test_pushed_model_serves_raw_text_in_a_fresh_process(workspace: Path):
 
 def test_unchanged_rerun_is_cached_and_pushes_nothing(workspace: Path):
     run = _run(workspace, "good.yaml")
-    for component in ("QqpExampleGen", "Transform", "Trainer", "BaselineTrainer", "Evaluator"):
+    for component in ("QqpExampleGen", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
+                      "BlessedModelEvaluator", "BlessingGate"):
         assert run[component].cached, component
     assert sorted(path.name for path in (workspace / "serving" / "qqp").iterdir()) == ["1"]
 
@@ -107,10 +127,13 @@ def test_broken_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys)
     pushed = run["Pusher"].outputs["pushed_model"][0]
     assert pushed.custom_properties["pushed"].int_value == 0
     assert sorted(path.name for path in (workspace / "serving" / "qqp").iterdir()) == ["1"]
-    # The baseline is now the model blessed in the first run.
-    assert "/Trainer/" in run["Evaluator"].inputs["baseline_model"][0].uri
+    # Gated against both: the not-fine-tuned model and the model blessed in the first run.
+    assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
+    assert "/Trainer/" in run["BlessedModelEvaluator"].inputs["baseline_model"][0].uri
     output = capsys.readouterr().out
-    assert "NOT BLESSED" in output and "below the floor" in output
+    assert "latest blessed model" in output and "NOT BLESSED" in output
+    verdict = output.split("NOT BLESSED: ")[1].splitlines()[0]
+    assert "vs the latest blessed model" in verdict, verdict
 
 
 def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
@@ -118,7 +141,7 @@ def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
     labeled = workspace / "data" / "dev.tsv"
     assert cli.main(["evaluate", "--model", str(model_base), "--input", str(labeled)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert metrics["n"] == 48
+    assert metrics["n"] == 64
     assert set(metrics) == {"accuracy", "f1", "precision", "recall", "roc_auc", "n"}
     assert all(0.0 <= metrics[name] <= 1.0 for name in ("accuracy", "f1", "roc_auc"))
 
@@ -144,7 +167,7 @@ def test_evaluate_needs_labels(workspace: Path, tmp_path: Path, capsys):
 
 
 def test_html_report_of_the_latest_run(workspace: Path, capsys):
-    from components.transform import OVERLAP_BUCKETS  # pylint: disable=import-outside-toplevel
+    from components.features import OVERLAP_BUCKETS  # pylint: disable=import-outside-toplevel
 
     output = workspace / "report" / "report.html"
     assert cli.main(["report", "--metadata", str(workspace / "md.sqlite"),
@@ -153,8 +176,33 @@ def test_html_report_of_the_latest_run(workspace: Path, capsys):
     page = output.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert 'src="http' not in page and "<link" not in page and "@import" not in page
-    assert "candidate" in page and "baseline" in page
+    assert "candidate" in page and "not fine-tuned (cosine)" in page
+    assert "latest blessed model" in page
     assert "NOT BLESSED" in page  # the latest run is the broken candidate's
     assert page.count("<svg") == 2
     assert all(value in page for value in OVERLAP_BUCKETS)
     assert "<td>train</td>" in page and "<td>eval</td>" in page
+
+
+def test_json_report_of_the_latest_run(workspace: Path, capsys):
+    assert cli.main(["report", "--format", "json", "--metadata",
+                     str(workspace / "md.sqlite")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"run_id", "blessed", "pushed_to", "verdict", "eval_examples",
+                            "majority_accuracy", "models"}
+    assert summary["blessed"] is False and summary["pushed_to"] is None  # the broken run
+    assert summary["eval_examples"] == 64 and 0.5 <= summary["majority_accuracy"] <= 1.0
+    assert any("vs the latest blessed model" in reason for reason in summary["verdict"])
+    assert [model["role"] for model in summary["models"]] == [
+        "candidate", "not_fine_tuned", "last_blessed"]
+    for model in summary["models"]:
+        assert set(model["metrics"]) == {"accuracy", "f1", "precision", "recall", "roc_auc",
+                                         "pr_auc"}
+        assert (Path(model["uri"]) / "saved_model.pb").is_file()
+    # `uri` is what `qqp-tfx evaluate --model` takes, and it gives the same accuracy.
+    not_fine_tuned = summary["models"][1]
+    assert cli.main(["evaluate", "--model", not_fine_tuned["uri"], "--input",
+                     str(workspace / "data" / "dev.tsv")]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["accuracy"] == pytest.approx(not_fine_tuned["metrics"]["accuracy"],
+                                                  abs=1e-6)

@@ -1,11 +1,11 @@
-"""Versioned, atomic pushes, and the choice of baseline model."""
+"""Versioned, atomic pushes, and the choice of the latest blessed model."""
 
 from pathlib import Path
 
 import pytest
 from tfx.types import standard_artifacts
 
-from components.baseline_resolver import LatestBlessedOrFallbackStrategy
+from components.baseline_resolver import LatestBlessedOtherThanCandidateStrategy
 from components.serving_pusher import next_version, push_model
 
 
@@ -44,20 +44,20 @@ def _artifact(kind, artifact_id: int, **int_properties):
     return artifact
 
 
-def _resolve(models, blessings, candidate, fallback):
-    return LatestBlessedOrFallbackStrategy().resolve_artifacts(
-        None, {"model": models, "model_blessing": blessings, "candidate": candidate,
-               "fallback": fallback})["model"]
+def _resolve(models, blessings, candidate):
+    return LatestBlessedOtherThanCandidateStrategy().resolve_artifacts(
+        None, {"model": models, "model_blessing": blessings, "candidate": candidate})["model"]
 
 
-def test_baseline_is_latest_blessed_other_than_the_candidate():
+def test_latest_blessed_model_other_than_the_candidate():
     model = standard_artifacts.Model
     blessing = standard_artifacts.ModelBlessing
-    old, newer, candidate, fallback = (_artifact(model, i) for i in (1, 2, 3, 4))
+    old, older_blessed, newer, candidate = (_artifact(model, i) for i in (1, 2, 3, 4))
     blessings = [_artifact(blessing, 10, blessed=1, current_model_id=1),
-                 _artifact(blessing, 11, blessed=0, current_model_id=2),
-                 _artifact(blessing, 12, blessed=1, current_model_id=3)]
-    models = [old, newer, candidate, fallback]
-    assert _resolve(models, blessings, [candidate], [fallback]) == [old]
-    assert _resolve(models, blessings[1:], [candidate], [fallback]) == [fallback]
-    assert _resolve(models, [], [candidate], [fallback]) == [fallback]
+                 _artifact(blessing, 11, blessed=1, current_model_id=2),
+                 _artifact(blessing, 12, blessed=0, current_model_id=3),
+                 _artifact(blessing, 13, blessed=1, current_model_id=4)]
+    models = [old, older_blessed, newer, candidate]
+    assert _resolve(models, blessings, [candidate]) == [older_blessed]
+    assert _resolve(models, blessings[2:], [candidate]) == []  # only the candidate is blessed
+    assert _resolve(models, [], [candidate]) == []

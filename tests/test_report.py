@@ -155,8 +155,10 @@ def _data(**overrides):
         splits=[report.SplitReport("train", 160, 60, 100, {"question1": 58.25,
                                                           "question2": None})],
         evaluated=True, blessed=False, reasons=["f1_score is -0.1 vs the baseline <b>"],
-        pushed_to=None, baseline_description="not fine-tuned & frozen",
-        models=[_model("candidate", "#2563eb", 0.75), _model("baseline", "#ea580c", 0.5)],
+        pushed_to=None, majority_accuracy=0.6,
+        models=[_model("candidate", "#2563eb", 0.75), _model("not fine-tuned & cosine",
+                                                            "#ea580c", 0.5),
+                _model("last_blessed", "#16a34a", 0.7)],
         table_metrics={"binary_accuracy": "accuracy", "f1_score": "F1",
                        "precision": "precision", "recall": "recall", "auc": "ROC AUC",
                        "auc_precision_recall": "PR AUC"},
@@ -170,12 +172,13 @@ def test_render_html_escapes_text_and_embeds_everything():
     page = report.render_html(_data())
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "vs the baseline &lt;b&gt;" in page and "not fine-tuned &amp; frozen" in page
+    assert "vs the baseline &lt;b&gt;" in page and "not fine-tuned &amp; cosine" in page
     assert "NOT BLESSED" in page and "not pushed" in page
+    assert "last_blessed" in page and "accuracy 0.6000" in page  # third model, majority class
     assert "<link" not in page and "src=" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
-    assert "candidate" in page and "baseline" in page and "0.00-0.25" in page
-    assert "+0.2500" in page  # accuracy difference
+    assert "candidate" in page and "0.00-0.25" in page
+    assert "+0.2500" in page and "+0.0500" in page  # accuracy vs each other model
     assert "58.2" in page and "train" in page
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
     assert len(svgs) == 2

@@ -3,7 +3,8 @@
 import tensorflow as tf
 
 from components.checkpoint import DEFAULT_CHECKPOINT
-from components.transform import OVERLAP_BUCKETS, preprocessing_fn, word_overlap_bucket
+from components.features import OVERLAP_BUCKETS
+from components.transform import preprocessing_fn, word_overlap_bucket
 
 
 def test_preprocessing_fn_outputs():
@@ -14,7 +15,13 @@ def test_preprocessing_fn_outputs():
     outputs = tf.function(preprocessing_fn)(
         inputs, {"checkpoint": DEFAULT_CHECKPOINT, "max_seq_length": 8})
     assert set(outputs) == {"input_ids", "attention_mask", "token_type_ids", "is_duplicate",
-                            "word_overlap"}
+                            "word_overlap", "question1_input_ids", "question1_attention_mask",
+                            "question2_input_ids", "question2_attention_mask"}
+    # Each question alone, as BertTokenizerFast(q, truncation=True, max_length=8) gives it.
+    assert outputs["question1_input_ids"][1].numpy().tolist() == [101, 2339, 1029, 102]
+    assert outputs["question2_input_ids"][1].numpy().tolist() == [101, 102]
+    assert outputs["question1_input_ids"].row_lengths().numpy().tolist() == [8, 4]
+    assert outputs["question1_attention_mask"][0].numpy().tolist() == [1] * 8
     assert outputs["input_ids"].row_lengths().numpy().tolist() == [8, 5]  # truncated to 8
     # Like BertTokenizerFast's batched call: [CLS] why ? [SEP] [SEP] for an empty question2.
     assert outputs["input_ids"][1].numpy().tolist() == [101, 2339, 1029, 102, 102]

@@ -1,12 +1,17 @@
-"""tf.data input pipelines over Transform's output, padded per batch, not to max length."""
+"""The Trainers' input functions: tf.data pipelines over Transform's output.
+
+Batches are padded to their own longest example, never to max_seq_length.
+"""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.model import TOKEN_FEATURES
-from components.transform import LABEL
+from components.features import LABEL, PAIR_FEATURES
+from components.tensors import dense
 
 # Training batches group pairs of similar length; each batch is padded only to
 # its own longest pair (QQP pairs average 30-40 word pieces).
@@ -26,23 +31,16 @@ def count_examples(file_patterns: list[str]) -> int:
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
 
 
-def _densify(value):
-    if isinstance(value, tf.SparseTensor):
-        return tf.sparse.to_dense(value)
-    if isinstance(value, tf.RaggedTensor):
-        return value.to_tensor()
-    return value
-
-
-def _examples(file_patterns: list[str], tft_output: tft.TFTransformOutput) -> tf.data.Dataset:
-    """Unbatched (features, label) pairs with 1-D int32 token features."""
+def labeled_examples(file_patterns: list[str], tft_output: tft.TFTransformOutput,
+                     feature_names: Sequence[str] = PAIR_FEATURES) -> tf.data.Dataset:
+    """Unbatched (features, label) pairs, in file order, with 1-D int32 token features."""
     feature_spec = {name: spec for name, spec in tft_output.transformed_feature_spec().items()
-                    if name in TOKEN_FEATURES + (LABEL,)}
+                    if name in (*feature_names, LABEL)}
 
     def parse(serialized: tf.Tensor):
-        parsed = {name: _densify(value) for name, value in
+        parsed = {name: dense(value) for name, value in
                   tf.io.parse_single_example(serialized, feature_spec).items()}
-        features = {name: tf.cast(parsed[name], tf.int32) for name in TOKEN_FEATURES}
+        features = {name: tf.cast(parsed[name], tf.int32) for name in feature_names}
         return features, tf.cast(tf.reshape(parsed[LABEL], []), tf.float32)
 
     return tf.data.TFRecordDataset(_files(file_patterns), compression_type="GZIP").map(
@@ -52,10 +50,15 @@ def _examples(file_patterns: list[str], tft_output: tft.TFTransformOutput) -> tf
 def training_batches(file_patterns: list[str], tft_output: tft.TFTransformOutput,
                      batch_size: int, seed: int, max_examples: int | None = None
                      ) -> tf.data.Dataset:
-    """Endless shuffled batches, bucketed by length and padded per batch."""
-    dataset = _examples(file_patterns, tft_output)
+    """Endless shuffled pair batches, bucketed by length and padded per batch."""
+    dataset = labeled_examples(file_patterns, tft_output)
     if max_examples:
         dataset = dataset.take(max_examples)
+    return bucketed_batches(dataset, batch_size, seed)
+
+
+def bucketed_batches(dataset: tf.data.Dataset, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Endless shuffled batches of (pair features, label), bucketed by length, padded per batch."""
     return (dataset.cache()
             .shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
             .repeat()
@@ -64,10 +67,3 @@ def training_batches(file_patterns: list[str], tft_output: tft.TFTransformOutput
                 bucket_boundaries=LENGTH_BUCKET_BOUNDARIES,
                 bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKET_BOUNDARIES) + 1))
             .prefetch(tf.data.AUTOTUNE))
-
-
-def evaluation_batches(file_patterns: list[str], tft_output: tft.TFTransformOutput,
-                       batch_size: int) -> tf.data.Dataset:
-    """All examples once, in order, each batch padded to its own longest pair."""
-    return _examples(file_patterns, tft_output).padded_batch(batch_size).prefetch(
-        tf.data.AUTOTUNE)

@@ -1,0 +1,64 @@
+"""The not-fine-tuned model's `run_fn`: the pretrained encoder used as its authors intended.
+
+Each question is encoded alone by the checkpoint, mean-pooled and
+L2-normalised; the score is the cosine of the two embeddings. Nothing of the
+encoder is trained. The only fitted parameters map cosine to probability
+(`components.calibration`), fitted on the first `max_train_examples` training
+pairs. It exports with the same signatures as the fine-tuned model, so TFMA,
+`qqp-tfx evaluate` and `qqp-tfx predict` treat both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from absl import logging
+from tfx import v1 as tfx
+
+from components import training_inputs
+from components.calibration import fit_cosine_calibration
+from components.checkpoint import load_tf_bert, resolve_checkpoint
+from components.export import export_serving_model
+from components.features import QUESTION_FEATURES
+from components.hyperparameters import Hyperparameters
+from components.model import COSINE_TO_LOGIT, build_cosine_scorer
+
+CALIBRATION_FILE = "calibration.json"
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """Fits the cosine -> probability map on training pairs and exports the scorer."""
+    hparams = Hyperparameters.from_custom_config(fn_args.custom_config)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    scorer, cosine = build_cosine_scorer(load_tf_bert(resolve_checkpoint(hparams.checkpoint)))
+
+    pairs = training_inputs.labeled_examples(fn_args.train_files, tft_output, QUESTION_FEATURES)
+    if hparams.max_train_examples:
+        pairs = pairs.take(hparams.max_train_examples)
+    cosines, labels = [], []
+    for features, label in pairs.padded_batch(hparams.eval_batch_size).prefetch(
+            tf.data.AUTOTUNE):
+        cosines.append(cosine(features, training=False).numpy())
+        labels.append(label.numpy())
+    cosines, labels = np.concatenate(cosines), np.concatenate(labels)
+    calibration = fit_cosine_calibration(cosines, labels)
+    if not calibration.converged:
+        logging.warning("The cosine -> probability slope did not converge (the cosine barely "
+                        "separates the classes on these pairs); using slope %.4g",
+                        calibration.slope)
+    kernel, bias = calibration.kernel_and_bias
+    scorer.get_layer(COSINE_TO_LOGIT).set_weights([np.array([[kernel]], np.float32),
+                                                   np.array([bias], np.float32)])
+    summary = {"pairs": int(len(labels)), "threshold": calibration.threshold,
+               "slope": calibration.slope, "train_accuracy": calibration.train_accuracy,
+               "converged": calibration.converged}
+    logging.info("Not-fine-tuned model: cosine >= %.4f means duplicate (%s)",
+                 calibration.threshold, summary)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, CALIBRATION_FILE), "w") as stream:
+        stream.write(json.dumps(summary, indent=2))
+    export_serving_model(scorer, tft_output, fn_args.serving_model_dir)
