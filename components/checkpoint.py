@@ -70,7 +70,11 @@ def load_tf_bert(checkpoint_dir: str):
         from safetensors.numpy import load_file
         from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-        model = new_tf_bert(checkpoint_dir)
+        try:
+            model = new_tf_bert(checkpoint_dir)
+        except ValueError as error:
+            raise CheckpointError(f"{checkpoint_dir}: config.json is not a usable BERT "
+                                  f"config: {error}") from None
         try:
             _, info = load_pytorch_state_dict_in_tf2_model(
                 model, load_file(weights), allow_missing_keys=True, output_loading_info=True)
@@ -83,8 +87,8 @@ def load_tf_bert(checkpoint_dir: str):
     return model
 
 
-def check_checkpoint(checkpoint: str) -> str:
-    """Resolves a checkpoint and checks that a run can use it; returns its directory.
+def check_checkpoint(checkpoint: str):
+    """Resolves a checkpoint and checks that a run can use it; returns its BertConfig.
 
     It needs config.json and vocab.txt (the in-graph tokenizer's vocabulary), and
     every weight of the encoder must load with the shapes config.json gives.
@@ -97,5 +101,4 @@ def check_checkpoint(checkpoint: str) -> str:
         raise CheckpointError(f"checkpoint {checkpoint!r} ({checkpoint_dir}) lacks "
                               f"{', '.join(missing)}: a BERT checkpoint needs its config and "
                               "its WordPiece vocabulary")
-    load_tf_bert(checkpoint_dir)
-    return checkpoint_dir
+    return load_tf_bert(checkpoint_dir).config

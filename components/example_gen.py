@@ -18,10 +18,7 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 
 from components import qqp_records
-from components.qqp_records import QqpDataError, QqpPair
-
-TSV_SUFFIX = ".tsv"
-HF_SUFFIXES = (".parquet", ".arrow")
+from components.qqp_records import HF_SUFFIXES, TSV_SUFFIX, QqpDataError, QqpPair
 
 
 def read_pairs(path: str) -> Iterator[QqpPair]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 
+TSV_SUFFIX = ".tsv"
+HF_SUFFIXES = (".parquet", ".arrow")
 TSV_COLUMNS = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
 GLUE_TEST_COLUMNS = ("id", "question1", "question2")
 

@@ -11,7 +11,10 @@ No Keras validation pass runs: TFMA evaluates the eval split.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
+import os
 import shutil
 import tempfile
 from typing import Callable, Iterator
@@ -81,6 +84,21 @@ def float32_copy(model: keras.Model, build: Callable[[], keras.Model]) -> keras.
     return copy
 
 
+def resume_dir(fn_args: tfx.components.FnArgs) -> str:
+    """Where epochs are backed up, the same for every execution with the same inputs.
+
+    TFX gives each execution new output directories, so the backup lives next to
+    them (`<pipeline root>/Trainer/resume/<key>`), keyed by the training files
+    and the whole `custom_config`: a re-run after a kill resumes from the last
+    completed epoch only when nothing it trains on changed.
+    """
+    key = hashlib.sha256(json.dumps({"train": sorted(fn_args.train_files),
+                                     "config": fn_args.custom_config},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:16]
+    trainer_dir = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
+    return os.path.join(trainer_dir, "resume", key)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Fine-tunes the classifier on the transformed train split and exports it."""
     hparams = Hyperparameters.from_custom_config(fn_args.custom_config)
@@ -103,12 +121,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # Every worker of a multi-worker job trains and saves (saving is collective); only the
     # chief writes the Trainer's outputs, the other workers write to a scratch directory.
     scratch = None if _is_chief(strategy) else tempfile.mkdtemp(prefix="worker-")
+    backup_dir = resume_dir(fn_args)
+    if tf.io.gfile.exists(backup_dir):
+        logging.warning("Resuming training from the last completed epoch backed up in %s "
+                        "(an earlier run with the same inputs was interrupted)", backup_dir)
     model.fit(
         training_inputs.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
                                          hparams.seed, hparams.max_train_examples),
         epochs=hparams.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir)],
+        callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir),
+                   keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True)],
         verbose=1)
     if policy != "float32":
         model = float32_copy(model, lambda: build_classifier(new_tf_bert(checkpoint_dir),

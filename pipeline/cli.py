@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import warnings
 from typing import Sequence
 
 from pipeline import kubeflow
-from pipeline.config import BUNDLED_SAMPLE, ConfigError, PipelineConfig, load_config_file
+from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, ConfigError, PipelineConfig,
+                             load_config_file)
 
+# Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
+# 3 not blessed with --fail-if-not-blessed.
 EXIT_BAD_INPUT = 2
+EXIT_NOT_BLESSED = 3
 # `--until` targets that never touch the checkpoint.
 DATA_ONLY_COMPONENTS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
                         "DataValidationGate")
@@ -80,9 +83,12 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")
     run.add_argument("--until", metavar="COMPONENT", default=None,
                      help="run only up to this component, e.g. DataValidationGate to "
-                          "ingest and validate data without training")
+                          "ingest and validate data without training; one of "
+                          + ", ".join(COMPONENT_IDS))
     run.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
                      help="re-run every component even when its inputs did not change")
+    run.add_argument("--fail-if-not-blessed", action="store_true",
+                     help="exit with code 3 when the candidate is not blessed (for CI)")
     run.add_argument("--verbose", action="store_true", help="show all TFX and Beam logs")
 
 
@@ -140,15 +146,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     config = PipelineConfig()
     if args.config:
         config = config.with_overrides(load_config_file(args.config))
-    overrides = {key: value for key, value in vars(args).items()
-                 if key not in ("command", "config", "verbose")}
-    beam_args = overrides.pop("beam_pipeline_args")
-    config = config.with_overrides(overrides)
-    if isinstance(config.beam_pipeline_args, str):
-        config.beam_pipeline_args = shlex.split(config.beam_pipeline_args)
-    if beam_args is not None:
-        config.beam_pipeline_args = shlex.split(beam_args)
-    return config
+    return config.with_overrides({key: value for key, value in vars(args).items()
+                                  if key not in ("command", "config", "verbose",
+                                                 "fail_if_not_blessed")})
 
 
 def _user_facing_error(error: BaseException) -> BaseException | None:
@@ -167,31 +167,39 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
     return None
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
     # pylint: disable=import-outside-toplevel
     from pipeline import data_summary, local_runner, outcome, progress, run_results
+    from pipeline.run_lock import run_lock
 
     from components.checkpoint import check_checkpoint
 
-    config = config_from_args(args)
+    config = config_from_args(args).with_absolute_paths()
     progress.install(args.verbose)
     if config.until not in DATA_ONLY_COMPONENTS:
         print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
-        check_checkpoint(config.checkpoint)
+        positions = check_checkpoint(config.checkpoint).max_position_embeddings
+        if config.max_seq_length > positions:
+            raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
+                              f"the checkpoint takes at most {positions} tokens")
     print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
-    local_runner.run_local(config)
+    with run_lock(config.metadata):
+        local_runner.run_local(config)
     run = run_results.latest_run(config.metadata)
     if "StatisticsGen" in run:
         print("Ingested and validated:")
         for line in data_summary.summarize(run["StatisticsGen"]):
             print(f"  {line}")
+    blessed = None
     if "Pusher" in run:
-        print(outcome.format_table(
-            outcome.collect(run_results.latest_run_id(config.metadata), run)))
+        result = outcome.collect(run_results.latest_run_id(config.metadata), run)
+        print(outcome.format_table(result))
+        blessed = result.blessed
     cached = [node for node, result in run.items() if result.cached]
     if cached:
         print(f"Reused from cache: {', '.join(sorted(cached))}")
     print(f"Artifacts: {config.pipeline_root}  Metadata: {config.metadata}")
+    return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -254,15 +262,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
-        {"run": _run, "predict": _predict, "evaluate": _evaluate,
-         "report": _report, "compile": _compile}[args.command](args)
+        return {"run": _run, "predict": _predict, "evaluate": _evaluate,
+                "report": _report, "compile": _compile}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         if known is None:
             raise
         print(f"qqp-tfx: error: {_first_message(known)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 0
 
 
 def _first_message(error: BaseException) -> str:

@@ -1,17 +1,25 @@
-"""Pipeline configuration: defaults, config files and command-line overrides."""
+"""Pipeline configuration: defaults, config files and command-line overrides.
+
+Every option has a type and a valid range (`RULES`). Values from a YAML/JSON
+file are coerced like command-line values (YAML 1.1 reads `2e-5` as a string;
+here it is the float 2e-5), and a bad value is a `ConfigError` naming the
+option, the value and what is allowed, before anything runs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import shlex
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from components.checkpoint import DEFAULT_CHECKPOINT
-from components.hyperparameters import Hyperparameters
+from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
+                                        Hyperparameters)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
@@ -19,8 +27,95 @@ PIPELINE_NAME = "qqp-tfx"
 MODEL_NAME = "qqp"
 
 
+# Every component id of the pipeline, in run order: the values `--until` accepts.
+COMPONENT_IDS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+                 "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
+                 "LatestBlessedResolver", "BlessedModelEvaluator", "BlessingGate", "Pusher")
+MIN_SEQ_LENGTH = 8
+
+
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The type of an option and the values it allows."""
+
+    kind: type
+    allowed: str = ""  # human-readable range, e.g. ">= 1"
+    check: Callable[[Any], bool] = lambda value: True
+    choices: tuple[str, ...] = ()
+
+
+def _at_least(bound: float) -> Rule:
+    return Rule(int, f"an integer >= {bound}", lambda value: value >= bound)
+
+
+_FRACTION = Rule(float, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0)
+RULES: dict[str, Rule] = {
+    "data": Rule(str), "pipeline_root": Rule(str), "metadata": Rule(str),
+    "serving_dir": Rule(str), "checkpoint": Rule(str),
+    "beam_pipeline_args": Rule(list), "enable_cache": Rule(bool),
+    "until": Rule(str, choices=COMPONENT_IDS),
+    "max_seq_length": Rule(int, f"an integer >= {MIN_SEQ_LENGTH} (and at most the checkpoint's "
+                                "max_position_embeddings)", lambda value: value >= MIN_SEQ_LENGTH),
+    "epochs": _at_least(1),
+    "learning_rate": Rule(float, "a number > 0", lambda value: value > 0),
+    "batch_size": _at_least(1),
+    "max_train_examples": Rule(int, "an integer >= 0 (0: all pairs)", lambda value: value >= 0),
+    "not_fine_tuned_examples": _at_least(1),
+    "seed": Rule(int, "an integer"),
+    "min_accuracy": _FRACTION, "min_f1": _FRACTION,
+    "baseline_margin": Rule(float, "a number >= 0", lambda value: value >= 0),
+    "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
+    "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
+}
+
+
+def option_name(field: str) -> str:
+    """The command-line spelling of a config field: `max_seq_length` -> `--max-seq-length`."""
+    return "--" + field.replace("_", "-")
+
+
+def coerce(field: str, value: Any) -> Any:
+    """`value` as the type of option `field`, checked against its range; else ConfigError."""
+    rule = RULES[field]
+
+    def refuse(allowed: str) -> ConfigError:
+        return ConfigError(f"{option_name(field)}: {value!r} is not allowed; expected {allowed}")
+
+    if rule.kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise refuse("true or false")
+        return value
+    if rule.kind is list:
+        if isinstance(value, str):
+            return shlex.split(value)
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise refuse("a string of arguments or a list of strings")
+        return value
+    try:
+        if isinstance(value, bool) or (rule.kind is int and isinstance(value, float)
+                                       and not value.is_integer()):
+            raise ValueError
+        coerced = rule.kind(value)
+    except (TypeError, ValueError):
+        raise refuse(rule.allowed or f"a {rule.kind.__name__}") from None
+    if rule.choices and coerced not in rule.choices:
+        raise refuse("one of " + ", ".join(rule.choices))
+    if not rule.check(coerced):
+        raise refuse(rule.allowed)
+    return coerced
+
+
+def _absolute(path: str) -> str:
+    """Local paths absolute (so a run from another directory finds the same cache);
+    URIs (gs://, s3://) and `hf:` names unchanged."""
+    return path if "://" in path or path.startswith("hf:") else os.path.abspath(
+        os.path.expanduser(path))
 
 
 @dataclasses.dataclass
@@ -53,10 +148,16 @@ class PipelineConfig:
     mixed_precision: str = "auto"
 
     def __post_init__(self) -> None:
-        try:
-            self.hyperparameters()  # rejects unknown strategies and precision policies
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is not None:
+                object.__setattr__(self, field.name, coerce(field.name, value))
+
+    def with_absolute_paths(self) -> "PipelineConfig":
+        """A copy whose local paths are absolute."""
+        return dataclasses.replace(self, **{
+            name: _absolute(getattr(self, name))
+            for name in ("data", "pipeline_root", "metadata", "serving_dir")})
 
     def hyperparameters(self) -> Hyperparameters:
         """Hyperparameters of the fine-tuned candidate."""

@@ -7,6 +7,9 @@ Accepted values:
   `train/*.arrow` + `validation/*.arrow`);
 - `hf:NAME[:CONFIG]`: a Hugging Face dataset (`hf:nyu-mll/glue` means config
   `qqp`), downloaded once with `datasets.load_dataset` and written to parquet.
+Paths go through TFX's `fileio` (tf.io.gfile): local, gs:// and any filesystem
+TensorFlow knows are resolved alike, and `hf:` data is written under a remote
+pipeline root as well as a local one.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import tempfile
 
-from components.example_gen import HF_SUFFIXES, TSV_SUFFIX
-from components.qqp_records import QqpDataError
+from components.qqp_records import HF_SUFFIXES, TSV_SUFFIX, QqpDataError
 
 HF_PREFIX = "hf:"
 TRAIN_PATTERNS = ("train.tsv", "train*.parquet", "train/*.arrow", "train*.arrow")
@@ -38,14 +41,14 @@ class DataInput:
 
 def resolve_data(data: str, download_dir: str) -> DataInput:
     """Resolves `--data` (file, directory or `hf:` dataset) into a `DataInput`."""
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
     if data.startswith(HF_PREFIX):
         return _resolve_directory(materialize_hf_dataset(data[len(HF_PREFIX):], download_dir))
-    if "://" in data:  # remote directory (gs://, s3://): layout is checked by ExampleGen
-        return DataInput(data, {"train": TRAIN_PATTERNS[0], "eval": EVAL_PATTERNS[0]})
-    path = os.path.abspath(data)
-    if os.path.isdir(path):
+    path = data if "://" in data else os.path.abspath(data)
+    if fileio.isdir(path):
         return _resolve_directory(path)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         raise QqpDataError(f"{data}: no such file or directory")
     if not path.endswith((TSV_SUFFIX,) + HF_SUFFIXES):
         raise QqpDataError(
@@ -55,8 +58,10 @@ def resolve_data(data: str, download_dir: str) -> DataInput:
 
 
 def _first_match(directory: str, patterns: tuple[str, ...]) -> str | None:
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
     for pattern in patterns:
-        if glob.glob(os.path.join(glob.escape(directory), pattern)):
+        if fileio.glob(os.path.join(glob.escape(directory), pattern)):
             return pattern
     return None
 
@@ -89,20 +94,25 @@ def materialize_hf_dataset(spec: str, download_dir: str) -> str:
     Returns the directory holding `train.parquet` and `validation.parquet`.
     Unlabeled splits (GLUE's `test`) are not written.
     """
-    import datasets  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    import datasets
+    from tfx.dsl.io import fileio
 
     name, config = parse_hf_name(spec)
     target = os.path.join(download_dir, name.strip("/").replace("/", "__"), config or "default")
-    if all(os.path.exists(os.path.join(target, f"{split}.parquet")) for split in HF_SPLITS):
+    if all(fileio.exists(os.path.join(target, f"{split}.parquet")) for split in HF_SPLITS):
         return target
     dataset_dict = datasets.load_dataset(name, config)
     missing = [split for split in HF_SPLITS if split not in dataset_dict]
     if missing:
         raise QqpDataError(f"{HF_PREFIX}{spec}: has splits {sorted(dataset_dict)}, "
                            f"but lacks the labeled split(s) {missing}")
-    os.makedirs(target, exist_ok=True)
-    for split in HF_SPLITS:
-        partial = os.path.join(target, f"{split}.parquet.partial")
-        dataset_dict[split].to_parquet(partial)
-        os.replace(partial, os.path.join(target, f"{split}.parquet"))
+    fileio.makedirs(target)
+    with tempfile.TemporaryDirectory(prefix="qqp-hf-") as local:
+        for split in HF_SPLITS:  # written locally, then copied: works for remote targets too
+            written = os.path.join(local, f"{split}.parquet")
+            dataset_dict[split].to_parquet(written)
+            partial = os.path.join(target, f"{split}.parquet.partial")
+            fileio.copy(written, partial, overwrite=True)
+            fileio.rename(partial, os.path.join(target, f"{split}.parquet"), overwrite=True)
     return target

@@ -42,6 +42,7 @@ class RunOutcome:
     blessed: bool
     reasons: list[str]
     pushed_to: str | None
+    already_served: bool  # the pushed model was identical to an existing version
     eval_examples: int
     majority_accuracy: float
 
@@ -90,6 +91,8 @@ def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
     pushed_to = None
     if pushed.custom_properties["pushed"].int_value == 1:
         pushed_to = pushed.custom_properties["pushed_destination"].string_value
+    already_served = ("already_served" in pushed.custom_properties
+                      and pushed.custom_properties["already_served"].int_value == 1)
     candidate = models[0].metrics
     duplicate_rate = candidate.get("mean_label", float("nan"))
     majority = max(duplicate_rate, 1.0 - duplicate_rate)
@@ -100,7 +103,7 @@ def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
     return RunOutcome(
         run_id=run_id, models=models,
         blessed=blessing.custom_properties["blessed"].int_value == 1,
-        reasons=reasons, pushed_to=pushed_to,
+        reasons=reasons, pushed_to=pushed_to, already_served=already_served,
         eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority)
 
 
@@ -139,6 +142,10 @@ def format_table(outcome: RunOutcome) -> str:
     rows.append(f"{'majority class':<26}{_cell(outcome.majority_accuracy):>11}")
     verdict = "BLESSED" if outcome.blessed else "NOT BLESSED"
     rows.append(f"{verdict}: " + "; ".join(outcome.reasons))
-    rows.append(f"pushed to: {outcome.pushed_to}" if outcome.pushed_to else
-                "pushed: nothing (the candidate was not blessed)")
+    if outcome.already_served:
+        rows.append(f"pushed: nothing new; this model is already served as {outcome.pushed_to}")
+    elif outcome.pushed_to:
+        rows.append(f"pushed to: {outcome.pushed_to}")
+    else:
+        rows.append("pushed: nothing (the candidate was not blessed)")
     return "\n".join(rows)

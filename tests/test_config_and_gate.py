@@ -45,3 +45,49 @@ def test_anomalies_are_described_in_plain_words():
     assert describe_anomalies("train", anomalies) == [
         "split 'train', feature 'is_duplicate': Out-of-range values: Unexpectedly large value: 2."]
     assert describe_anomalies("eval", anomalies_pb2.Anomalies()) == []
+
+
+def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("learning-rate: 2e-5\nepochs: '3'\nbeam-pipeline-args: [--a, --b]\n")
+    config = PipelineConfig().with_overrides(load_config_file(str(config_file)))
+    assert config.learning_rate == 2e-5 and config.epochs == 3
+    assert config.beam_pipeline_args == ["--a", "--b"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs: 0 is not allowed; expected an integer >= 1"),
+    (["--learning-rate=-1e-5"], "--learning-rate: -1e-05 is not allowed; expected a number > 0"),
+    (["--batch-size", "0"], "--batch-size: 0 is not allowed; expected an integer >= 1"),
+    (["--max-seq-length", "4"], "--max-seq-length: 4 is not allowed; expected an integer >= 8"),
+    (["--max-train-examples=-1"], "--max-train-examples: -1 is not allowed"),
+    (["--min-f1", "1.5"], "--min-f1: 1.5 is not allowed; expected a number from 0 to 1"),
+    (["--baseline-margin=-0.1"], "--baseline-margin: -0.1 is not allowed; expected a number >= 0"),
+    (["--until", "Evaluatr"], "--until: 'Evaluatr' is not allowed; expected one of QqpExampleGen"),
+    (["--checkpoint", "./no-such-checkpoint"], "checkpoint './no-such-checkpoint': no such directory"),
+])
+def test_bad_options_stop_the_run_at_once(argv, message, tmp_path: Path, capsys):
+    code = cli.main(["run", "--pipeline-root", str(tmp_path / "root"),
+                     "--metadata", str(tmp_path / "m.sqlite"), *argv])
+    assert code == cli.EXIT_BAD_INPUT
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("qqp-tfx: error: ") and message in error, error
+    assert not (tmp_path / "m.sqlite").exists()  # nothing ran
+
+
+def test_bad_values_in_a_config_file(tmp_path: Path, capsys):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("mixed-precision: fp8\n")
+    assert cli.main(["run", "--config", str(config_file)]) == cli.EXIT_BAD_INPUT
+    assert ("--mixed-precision: 'fp8' is not allowed; expected one of auto, none"
+            in capsys.readouterr().err)
+
+
+def test_every_component_is_a_valid_until_target():
+    from pipeline.pipeline import create_pipeline  # pylint: disable=import-outside-toplevel
+    from pipeline.config import COMPONENT_IDS  # pylint: disable=import-outside-toplevel
+    from pipeline.data_inputs import resolve_data  # pylint: disable=import-outside-toplevel
+
+    config = PipelineConfig()
+    pipeline = create_pipeline(config, resolve_data(config.data, config.download_dir))
+    assert {node.id for node in pipeline.components} == set(COMPONENT_IDS)

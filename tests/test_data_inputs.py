@@ -68,3 +68,24 @@ def test_hf_dataset_without_validation_split(tmp_path: Path):
                                ).to_parquet(str(repo / "train.parquet"))
     with pytest.raises(QqpDataError, match=r"lacks the labeled split\(s\) \['validation'\]"):
         materialize_hf_dataset(str(repo), str(tmp_path / "dl"))
+
+
+def test_remote_directories_are_resolved_like_local_ones(small_qqp_dir: Path, tmp_path: Path):
+    import uuid  # pylint: disable=import-outside-toplevel
+
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
+    remote = f"ram://qqp-{uuid.uuid4().hex}"
+    fileio.makedirs(f"{remote}/hf/train")
+    fileio.makedirs(f"{remote}/hf/validation")
+    for split in ("train", "validation"):  # an HF save_to_disk layout, not train.tsv/dev.tsv
+        with fileio.open(f"{remote}/hf/{split}/data-00000-of-00001.arrow", "wb") as stream:
+            stream.write(b"arrow")
+    data_input = resolve_data(f"{remote}/hf", str(tmp_path))
+    assert data_input.input_base == f"{remote}/hf"
+    assert data_input.split_patterns == {"train": "train/*.arrow", "eval": "validation/*.arrow"}
+    fileio.copy(str(small_qqp_dir / "dev.tsv"), f"{remote}/all.tsv")
+    single = resolve_data(f"{remote}/all.tsv", str(tmp_path))
+    assert (single.input_base, single.split_patterns) == (remote, {"all": "all.tsv"})
+    with pytest.raises(QqpDataError, match="no such file or directory"):
+        resolve_data(f"{remote}/missing", str(tmp_path))
