@@ -24,7 +24,7 @@ class Hyperparameters:
     checkpoint: str = DEFAULT_CHECKPOINT
     learning_rate: float = 5e-5
     batch_size: int = 32
-    epochs: int = 2
+    epochs: int = 3
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42

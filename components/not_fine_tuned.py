@@ -39,10 +39,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     pairs = training_inputs.labeled_examples(fn_args.train_files, tft_output, QUESTION_FEATURES)
     if hparams.max_train_examples:
         pairs = pairs.take(hparams.max_train_examples)
+    score = tf.function(lambda features: cosine(features, training=False), input_signature=[
+        {name: tf.TensorSpec([None, None], tf.int32) for name in QUESTION_FEATURES}])
     cosines, labels = [], []
-    for features, label in pairs.padded_batch(hparams.eval_batch_size).prefetch(
-            tf.data.AUTOTUNE):
-        cosines.append(cosine(features, training=False).numpy())
+    for features, label in training_inputs.length_bucketed(pairs, hparams.eval_batch_size):
+        cosines.append(score(features).numpy())
         labels.append(label.numpy())
     cosines, labels = np.concatenate(cosines), np.concatenate(labels)
     calibration = fit_cosine_calibration(cosines, labels)

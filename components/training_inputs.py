@@ -67,3 +67,17 @@ def bucketed_batches(dataset: tf.data.Dataset, batch_size: int, seed: int) -> tf
                 bucket_boundaries=LENGTH_BUCKET_BOUNDARIES,
                 bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKET_BOUNDARIES) + 1))
             .prefetch(tf.data.AUTOTUNE))
+
+
+def length_bucketed(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Every example once, in batches of similar length, each padded to its own longest.
+
+    The length of an example is that of its longest token feature.
+    """
+    def length(features: dict[str, tf.Tensor], _) -> tf.Tensor:
+        return tf.reduce_max(tf.stack([tf.shape(value)[0] for value in features.values()]))
+
+    return dataset.bucket_by_sequence_length(
+        length, bucket_boundaries=LENGTH_BUCKET_BOUNDARIES,
+        bucket_batch_sizes=[batch_size] * (len(LENGTH_BUCKET_BOUNDARIES) + 1)
+    ).prefetch(tf.data.AUTOTUNE)

@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from components.checkpoint import DEFAULT_CHECKPOINT
 from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
                                         Hyperparameters)
 
@@ -129,23 +128,22 @@ class PipelineConfig:
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     enable_cache: bool = True
     until: str | None = None  # run only this component and what it depends on
-    checkpoint: str = DEFAULT_CHECKPOINT
+    checkpoint: str = Hyperparameters.checkpoint
     max_seq_length: int = 128
-    epochs: int = 3
-    learning_rate: float = 5e-5
-    batch_size: int = 32
+    epochs: int = Hyperparameters.epochs
+    learning_rate: float = Hyperparameters.learning_rate
+    batch_size: int = Hyperparameters.batch_size
     # All 8,000 pairs of the bundled sample; caps larger data (0: no cap). With bf16 and
     # no wasted work, 3 epochs fit the time 7,000 pairs x 2 epochs took before.
     max_train_examples: int | None = 8000
     # Training pairs the not-fine-tuned model's cosine -> probability map is fitted on.
     not_fine_tuned_examples: int = 4000
-    seed: int = 42
+    seed: int = Hyperparameters.seed
     min_accuracy: float = 0.70
     min_f1: float = 0.60
     baseline_margin: float = 0.0  # how much worse than the latest blessed model is allowed
-    distribution_strategy: str = "none"  # Trainer: none | mirrored | multi_worker_mirrored
-    # Trainer: auto (bf16 where the hardware has it) | none | mixed_float16 | mixed_bfloat16
-    mixed_precision: str = "auto"
+    distribution_strategy: str = Hyperparameters.distribution_strategy
+    mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -88,7 +88,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
                     query_resolvers_only: bool = False) -> tfx.dsl.Pipeline:
     """Builds the whole pipeline, from ingestion to the Pusher.
 
-    For orchestrators that run the components in containers (`pipeline.kubeflow`):
+    For orchestrators that run the components in containers (`pipeline.runners.vertex`):
     `schema_file` is the curated schema's path as the containers see it (default:
     this checkout's), and `query_resolvers_only` replaces the latest-blessed resolver
     by TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI

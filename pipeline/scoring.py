@@ -7,9 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from components.features import DECISION_THRESHOLD
 from components.qqp_records import QqpDataError, QqpPair, read_tsv_pairs
-
-DECISION_THRESHOLD = 0.5
 
 
 def resolve_model_dir(model: str) -> str:

@@ -1,23 +1,22 @@
 """`qqp-tfx compile` (KFP v2 / Vertex AI spec) and Beam beyond one process.
 
-The compile tests drive `pipeline.kubeflow` directly; the last test runs the
+The compile tests drive `pipeline.runners.vertex` and the CLI; the last test runs the
 pipeline up to Transform with the multi-process DirectRunner, whose workers must
 load the transform graph's tensorflow_text ops.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline import cli, run_results
+from pipeline import cli
 from pipeline.config import ConfigError, PipelineConfig
 from pipeline.data_inputs import resolve_data
-from pipeline.kubeflow import (IMAGE_ROOT, TrainerResources, add_compile_parser,
-                               compile_command, compile_pipeline)
 from pipeline.pipeline import TEXT_OPS_BEAM_ARG, create_pipeline
+from pipeline.results import run_results
+from pipeline.runners.vertex import IMAGE_ROOT, TrainerResources, compile_pipeline
 from tests.conftest import REPO_ROOT, sample_rows, write_tsv
 from tests.tiny_bert import make_tiny_checkpoint
 
@@ -107,7 +106,7 @@ def test_spec_names_every_component_with_the_image_and_arguments(compiled):
 
 
 def test_spec_round_trips_through_the_pipeline_spec_proto(compiled):
-    pipeline_spec_pb2 = pytest.importorskip("kfp.pipeline_spec.pipeline_spec_pb2")
+    from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=import-outside-toplevel
     from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
 
     spec = json_format.ParseDict(compiled["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
@@ -162,12 +161,9 @@ def test_compile_command_merges_config_file_and_options(tmp_path, capsys):
         "beam-pipeline-args": ["--runner=DataflowRunner", "--project=from-file"],
         "trainer-accelerator-type": "NVIDIA_L4", "trainer-accelerator-count": 2,
         "mixed-precision": "mixed_float16"}))
-    parser = argparse.ArgumentParser()
-    add_compile_parser(parser.add_subparsers(dest="command"))
     output = tmp_path / "out.json"
-    args = parser.parse_args(["compile", "--config", str(config_file), "--output", str(output),
-                              "--pipeline-root", "gs://from-cli/root"])
-    compile_command(args)
+    assert cli.main(["compile", "--config", str(config_file), "--output", str(output),
+                     "--pipeline-root", "gs://from-cli/root"]) == 0
     assert capsys.readouterr().out.strip() == str(output)
     spec = json.loads(output.read_text())
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://from-cli/root"

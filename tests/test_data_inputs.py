@@ -48,7 +48,7 @@ def test_parse_hf_name():
 
 def test_hf_dataset_is_loaded_and_written_as_parquet(tmp_path: Path):
     """`hf:` goes through datasets.load_dataset; here on a local parquet dataset repo."""
-    datasets = pytest.importorskip("datasets")
+    import datasets  # pylint: disable=import-outside-toplevel
     repo = tmp_path / "repo"
     repo.mkdir()
     rows = {"question1": ["a?", "b?"], "question2": ["c?", "d?"], "idx": [0, 1]}
@@ -61,7 +61,7 @@ def test_hf_dataset_is_loaded_and_written_as_parquet(tmp_path: Path):
 
 
 def test_hf_dataset_without_validation_split(tmp_path: Path):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # pylint: disable=import-outside-toplevel
     repo = tmp_path / "repo"
     repo.mkdir()
     datasets.Dataset.from_dict({"question1": ["a"], "question2": ["b"], "idx": [0], "label": [0]}

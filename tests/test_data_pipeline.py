@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, run_results
-from pipeline.data_summary import label_counts, load_split_statistics
+from pipeline import cli
+from pipeline.results import run_results
+from pipeline.results.data_summary import label_counts, load_split_statistics
 from tests.conftest import REPO_ROOT, write_tsv
 
 

@@ -107,6 +107,17 @@ def test_better_accuracy_but_worse_f1_than_the_not_fine_tuned_model(tmp_path: Pa
     assert not any(reason.startswith("accuracy is") for reason in reasons), reasons
 
 
+def test_better_accuracy_but_worse_f1_than_the_blessed_model(tmp_path: Path):
+    candidate = np.where(np.arange(100) < 15, 0.9, 0.1)  # accuracy 0.75, F1 0.55
+    last_blessed = np.where((np.arange(100) < 38) | (np.arange(100) >= 70), 0.9, 0.1)  # 0.68, 0.70
+    not_fine_tuned = _predictions(40, 0)  # calls nothing a duplicate: accuracy 0.60, F1 0
+    blessed, reasons = _gate(tmp_path, candidate, not_fine_tuned, last_blessed)
+    assert not blessed
+    assert reasons[0].startswith("clears the floors and beats the not-fine-tuned model")
+    assert [reason.split(" (")[0] for reason in reasons[1:]] == [
+        "F1 is -0.1582 vs the latest blessed model"], reasons
+
+
 @pytest.mark.parametrize("margin, expected", [(0.0, False), (0.1, True)])
 def test_margin_allows_a_small_regression(tmp_path: Path, margin: float, expected: bool):
     blessed, reasons = _gate(tmp_path, _predictions(8, 7), _predictions(10, 10),

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import cli, run_results
+from pipeline import cli
+from pipeline.results import run_results
 from tests.conftest import sample_rows, write_tsv
 from tests.tiny_bert import make_tiny_checkpoint
 

@@ -83,7 +83,7 @@ def test_hf_unlabeled_test_split_is_rejected():
 
 
 def test_local_parquet_and_arrow_files(tmp_path: Path):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # pylint: disable=import-outside-toplevel
     data = {"question1": ["How?", "Why?"], "question2": ["How so?", ""], "label": [1, 0],
             "idx": [10, 11]}
     good = {key: values[:1] for key, values in data.items()}
@@ -97,7 +97,7 @@ def test_local_parquet_and_arrow_files(tmp_path: Path):
 
 
 def test_hf_file_without_qqp_columns(tmp_path: Path):
-    datasets = pytest.importorskip("datasets")
+    import datasets  # pylint: disable=import-outside-toplevel
     path = tmp_path / "other.parquet"
     datasets.Dataset.from_dict({"text": ["a"]}).to_parquet(str(path))
     with pytest.raises(QqpDataError, match="missing column.*question1, question2"):

@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from pipeline import report
+from pipeline.report import charts, data
+from pipeline.report import page as report_page
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -52,12 +54,12 @@ PLOT = {
 
 
 def test_number_reads_tfma_json_values():
-    assert report.number({"doubleValue": 0.25}) == 0.25
-    assert report.number(3) == 3.0
-    assert math.isnan(report.number({"doubleValue": "NaN"}))
-    assert math.isnan(report.number(None))
-    assert math.isnan(report.number({"confusionMatrixAtThresholds": {}}))
-    assert report.number("-Infinity") == -math.inf
+    assert data.number({"doubleValue": 0.25}) == 0.25
+    assert data.number(3) == 3.0
+    assert math.isnan(data.number({"doubleValue": "NaN"}))
+    assert math.isnan(data.number(None))
+    assert math.isnan(data.number({"confusionMatrixAtThresholds": {}}))
+    assert data.number("-Infinity") == -math.inf
 
 
 def test_confusion_matrix_from_metric_entry_fills_omitted_zeros():
@@ -65,33 +67,33 @@ def test_confusion_matrix_from_metric_entry_fills_omitted_zeros():
              "confusion_matrix_at_thresholds": {"confusionMatrixAtThresholds": {"matrices": [
                  {"threshold": 0.5, "falseNegatives": 33.0, "trueNegatives": 67.0,
                   "precision": 1.0, "accuracy": 0.67}]}}}
-    assert report.confusion_matrix(entry, 0.5) == {"TP": 0.0, "FP": 0.0, "FN": 33.0,
+    assert data.confusion_matrix(entry, 0.5) == {"TP": 0.0, "FP": 0.0, "FN": 33.0,
                                                     "TN": 67.0}
-    assert report.confusion_matrix(entry, 0.3) is None
-    assert report.confusion_matrix({}, 0.5) is None
+    assert data.confusion_matrix(entry, 0.3) is None
+    assert data.confusion_matrix({}, 0.5) is None
 
 
 def test_confusion_matrix_from_plot_entry():
-    assert report.confusion_matrix(PLOT, 0.5) == {"TP": 2.0, "FP": 1.0, "FN": 2.0, "TN": 5.0}
+    assert data.confusion_matrix(PLOT, 0.5) == {"TP": 2.0, "FP": 1.0, "FN": 2.0, "TN": 5.0}
 
 
 def test_pr_curve_and_operating_point():
-    points = report.pr_curve(PLOT)
+    points = data.pr_curve(PLOT)
     assert points == [(1.0, 0.4), (0.75, 0.6), (0.5, 2 / 3), (0.25, 1.0), (0.0, 1.0)]
-    assert report.operating_point(PLOT, 0.5) == (0.5, 2 / 3)
-    assert report.pr_curve({}) == []
-    assert report.operating_point({}, 0.5) is None
+    assert data.operating_point(PLOT, 0.5) == (0.5, 2 / 3)
+    assert data.pr_curve({}) == []
+    assert data.operating_point({}, 0.5) is None
 
 
 def test_calibration_curve_merges_fine_buckets_into_bins():
-    curve = report.calibration_curve(PLOT, bins=10)
+    curve = data.calibration_curve(PLOT, bins=10)
     assert len(curve) == 2
     (low_pred, low_pos, low_n), (high_pred, high_pos, high_n) = curve
     assert low_n == 4.0 and low_pos == pytest.approx(0.25)
     assert low_pred == pytest.approx(0.262 / 4)
     assert high_n == 4.0 and high_pos == pytest.approx(0.75)
     assert high_pred == pytest.approx(0.9005)
-    assert report.calibration_curve({}) == []
+    assert data.calibration_curve({}) == []
 
 
 def test_slice_metrics_keeps_only_the_feature_slices():
@@ -103,7 +105,7 @@ def test_slice_metrics_keeps_only_the_feature_slices():
         ((("word_overlap", b"0.25-0.50"),), {"": {"": {"f1_score": {"doubleValue": 0.5}}}}),
         ((("other", "x"),), {"": {"": {"f1_score": {"doubleValue": 0.1}}}}),
     ]
-    slices = report.slice_metrics(slicing_metrics, "word_overlap")
+    slices = data.slice_metrics(slicing_metrics, "word_overlap")
     assert set(slices) == {"0.00-0.25", "0.25-0.50"}
     assert slices["0.00-0.25"]["binary_accuracy"] == 0.8
     assert math.isnan(slices["0.00-0.25"]["auc"])
@@ -112,10 +114,10 @@ def test_slice_metrics_keeps_only_the_feature_slices():
 
 
 def test_svg_chart_is_valid_xml_with_every_series_and_escaped_text():
-    series = [report.Series("model <a> & \"b\"", "#123456", [(0, 0), (0.5, 0.7), (1, 1)],
+    series = [charts.Series("model <a> & \"b\"", "#123456", [(0, 0), (0.5, 0.7), (1, 1)],
                             markers=[(0.5, 0.7, 4, "tip <x>")]),
-              report.Series("guide", "#999999", [(0, 1), (1, 0)], dashed=True)]
-    svg = report.svg_chart(series, title="T <&>", x_label="recall", y_label="precision")
+              charts.Series("guide", "#999999", [(0, 1), (1, 0)], dashed=True)]
+    svg = charts.svg_chart(series, title="T <&>", x_label="recall", y_label="precision")
     root = ET.fromstring(svg)
     assert root.tag == SVG + "svg"
     polylines = root.findall(f".//{SVG}polyline")
@@ -127,7 +129,7 @@ def test_svg_chart_is_valid_xml_with_every_series_and_escaped_text():
     assert "model <a> & \"b\"" in texts and "guide" in texts
     assert "T <&>" in texts and "recall" in texts and "precision" in texts
     # Values outside [0, 1] are clamped to the plot area.
-    clamped = report.svg_chart([report.Series("s", "#000", [(-1, 2), (3, -4)])],
+    clamped = charts.svg_chart([charts.Series("s", "#000", [(-1, 2), (3, -4)])],
                                title="t", x_label="x", y_label="y")
     coordinates = ET.fromstring(clamped).find(f".//{SVG}polyline").get("points")
     xs = [float(pair.split(",")[0]) for pair in coordinates.split()]
@@ -135,14 +137,14 @@ def test_svg_chart_is_valid_xml_with_every_series_and_escaped_text():
 
 
 def _model(name, color, accuracy):
-    return report.ModelReport(
+    return data.ModelReport(
         name=name, title=name, color=color,
         overall={"binary_accuracy": accuracy, "f1_score": 0.5, "precision": math.nan,
                  "recall": 0.25, "auc": 0.6, "auc_precision_recall": 0.4,
                  "calibration": 1.1, "example_count": 48.0, "mean_label": 0.4},
         confusion={"TP": 1.0, "FP": 2.0, "FN": 3.0, "TN": 42.0},
-        pr_curve=report.pr_curve(PLOT), operating_point=report.operating_point(PLOT, 0.5),
-        calibration=report.calibration_curve(PLOT),
+        pr_curve=data.pr_curve(PLOT), operating_point=data.operating_point(PLOT, 0.5),
+        calibration=data.calibration_curve(PLOT),
         slices={"0.00-0.25": {"example_count": 20.0, "binary_accuracy": 0.9, "f1_score": 0.0,
                               "auc": math.nan}})
 
@@ -152,7 +154,7 @@ def _data(**overrides):
         run_id="2026-01-01T00:00:00", run_time="2026-01-01 00:00:00 UTC",
         metadata_path="/m/<md>.sqlite", data_location="/data/<script>alert(1)</script>",
         components=[("Evaluator", False), ("Transform", True)],
-        splits=[report.SplitReport("train", 160, 60, 100, {"question1": 58.25,
+        splits=[data.SplitReport("train", 160, 60, 100, {"question1": 58.25,
                                                           "question2": None})],
         evaluated=True, blessed=False, reasons=["f1_score is -0.1 vs the baseline <b>"],
         pushed_to=None, majority_accuracy=0.6,
@@ -165,11 +167,11 @@ def _data(**overrides):
         gated_metrics=("binary_accuracy", "f1_score"), slice_feature="word_overlap",
         slice_values=["0.00-0.25"])
     values.update(overrides)
-    return report.ReportData(**values)
+    return data.ReportData(**values)
 
 
 def test_render_html_escapes_text_and_embeds_everything():
-    page = report.render_html(_data())
+    page = report_page.render_html(_data())
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "vs the baseline &lt;b&gt;" in page and "not fine-tuned &amp; cosine" in page
@@ -187,7 +189,7 @@ def test_render_html_escapes_text_and_embeds_everything():
 
 
 def test_render_html_of_a_run_without_evaluation():
-    page = report.render_html(_data(evaluated=False, models=[], blessed=None, reasons=[],
+    page = report_page.render_html(_data(evaluated=False, models=[], blessed=None, reasons=[],
                                     missing=["the Evaluator did not run in this run"]))
     assert "NOT EVALUATED" in page and "<svg" not in page
     assert "the Evaluator did not run" in page and "train" in page
@@ -213,7 +215,7 @@ def test_split_report_from_statistics_proto():
         feature = statistics.features.add()
         feature.path.step.append(name)
         feature.string_stats.avg_length = length
-    split = report.split_report("eval", statistics)
+    split = data.split_report("eval", statistics)
     assert (split.name, split.pairs, split.duplicates, split.not_duplicates) == (
         "eval", 10, 4, 6)
     assert split.avg_length == {"question1": 40.5, "question2": 51.0}

@@ -14,7 +14,7 @@ import os
 from typing import Any
 
 from components.features import CANDIDATE, LAST_BLESSED, METRIC_TITLES, NOT_FINE_TUNED
-from pipeline.run_results import NodeResult
+from pipeline.results.run_results import NodeResult
 
 ROLE_TITLES = {CANDIDATE: "fine-tuned candidate", NOT_FINE_TUNED: "not fine-tuned (cosine)",
                LAST_BLESSED: "latest blessed model"}

@@ -1,4 +1,4 @@
-"""`qqp-tfx compile`: the pipeline as a Kubeflow Pipelines v2 / Vertex AI Pipelines spec.
+"""The Vertex AI / Kubeflow Pipelines v2 runner: the pipeline compiled to a KFP v2 spec.
 
 The spec is compiled by TFX's `KubeflowV2DagRunner` from the same `create_pipeline`
 that `qqp-tfx run` executes locally. Every step runs in one container image (see the
@@ -22,17 +22,13 @@ model; the first run is gated on the absolute floors only). KFP v1 (Argo,
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import posixpath
-import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.hyperparameters import DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES
-from pipeline.config import REPO_ROOT, ConfigError, PipelineConfig, load_config_file
+from pipeline.config import REPO_ROOT, ConfigError, PipelineConfig
 
 if TYPE_CHECKING:  # pipeline.data_inputs imports Beam and TensorFlow: only inside commands
     from pipeline.data_inputs import DataInput
@@ -201,94 +197,3 @@ def compile_pipeline(config: PipelineConfig, target: str, output_path: str, imag
         output_dir=output_dir or os.getcwd(), output_filename=filename)
     runner.run(pipeline, write_out=True)
     return output_path if _is_remote(output_path) else os.path.abspath(output_path)
-
-
-def add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Adds the `compile` command."""
-    compile_ = subparsers.add_parser(
-        "compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow Pipelines v2",
-        description="Write the pipeline as a Kubeflow Pipelines v2 PipelineJob JSON that "
-                    "Vertex AI Pipelines (or KFP 2.x) runs with one container image. Options "
-                    "override values from --config, which takes the same names as keys "
-                    "(compile-only keys included, e.g. image:); see docs/running_at_scale.md.")
-    compile_.add_argument("--target", choices=TARGETS, default=None,
-                          help="vertex: KFP v2 spec for Vertex AI Pipelines and KFP 2.x; "
-                               "kubeflow: KFP v1 (Argo), not supported by TFX 1.16 "
-                               "[default: vertex]")
-    compile_.add_argument("--output", default=None,
-                          help=f"file to write, local or gs://: .json is a Vertex AI "
-                               f"PipelineJob, .yaml the bare KFP 2.x PipelineSpec "
-                               f"[default: {DEFAULT_OUTPUT}]")
-    compile_.add_argument("--image", default=None,
-                          help="container image of every step, built from the Dockerfile, "
-                               "e.g. us-docker.pkg.dev/PROJECT/REPO/qqp-tfx:TAG (required)")
-    compile_.add_argument("--image-root", default=None,
-                          help=f"where this project is inside the image [default: {IMAGE_ROOT}]")
-    compile_.add_argument("--config", help="YAML or JSON file whose keys are these option names")
-    compile_.add_argument("--pipeline-root", default=None,
-                          help="where the steps write artifacts: a URI they all reach, "
-                               "e.g. gs://BUCKET/qqp-tfx (required)")
-    compile_.add_argument("--data", default=None,
-                          help="remote directory with train.tsv and dev.tsv, e.g. "
-                               "gs://BUCKET/qqp, or a directory of this project "
-                               "[default: the bundled sample, inside the image]")
-    compile_.add_argument("--serving-dir", default=None,
-                          help="where the Pusher writes model versions, as the containers "
-                               "see it: a URI or an absolute path (required)")
-    compile_.add_argument("--checkpoint", default=None,
-                          help="BERT checkpoint: the default package, a Hugging Face hub id "
-                               "(downloaded by the steps) or a directory of this project")
-    compile_.add_argument("--beam-pipeline-args", default=None,
-                          help="arguments for every Beam-powered step, in one quoted string, "
-                               "e.g. \"--runner=DataflowRunner --project=P --region=R "
-                               "--temp_location=gs://B/tmp --sdk_container_image=IMAGE\"")
-    compile_.add_argument("--distribution-strategy", default=None,
-                          choices=DISTRIBUTION_STRATEGIES,
-                          help="tf.distribute strategy of the Trainer [default: none]")
-    compile_.add_argument("--mixed-precision", default=None,
-                          choices=MIXED_PRECISION_POLICIES,
-                          help="Keras mixed-precision policy of the Trainer [default: auto]")
-    compile_.add_argument("--trainer-cpu", type=float, default=None,
-                          help="vCPU limit of the Trainer step")
-    compile_.add_argument("--trainer-memory", type=float, default=None,
-                          help="memory limit of the Trainer step, in GiB")
-    compile_.add_argument("--trainer-accelerator-type", default=None,
-                          help="accelerator of the Trainer step, e.g. NVIDIA_TESLA_T4")
-    compile_.add_argument("--trainer-accelerator-count", type=int, default=None,
-                          help="number of accelerators of the Trainer step [default: 1 when "
-                               "a type is given]")
-    compile_.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
-                          help="compile with caching disabled: every step re-runs")
-
-
-def compile_config_from_args(args: argparse.Namespace
-                             ) -> tuple[PipelineConfig, CompileOptions]:
-    """Splits `compile` options and --config keys into pipeline and compile settings.
-
-    Precedence as for `run`: command line, then --config, then defaults. The pipeline
-    part goes through `cli.config_from_args`.
-    """
-    from pipeline.cli import config_from_args  # pylint: disable=import-outside-toplevel
-
-    values: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        values = {key.replace("-", "_"): value
-                  for key, value in load_config_file(args.config).items()}
-    values.update({key: value for key, value in vars(args).items() if value is not None})
-    compile_values = {key: values.pop(key) for key in list(values) if key in COMPILE_KEYS}
-    if isinstance(values.get("beam_pipeline_args"), list):
-        values["beam_pipeline_args"] = shlex.join(values["beam_pipeline_args"])
-    values.setdefault("beam_pipeline_args", None)
-    values["config"] = None  # already merged above
-    return config_from_args(argparse.Namespace(**values)), CompileOptions(**compile_values)
-
-
-def compile_command(args: argparse.Namespace) -> None:
-    """What `qqp-tfx compile` does."""
-    config, options = compile_config_from_args(args)
-    path = compile_pipeline(config, options.target, options.output, options.image or "",
-                            image_root=options.image_root,
-                            trainer_resources=options.trainer_resources())
-    print(f"qqp-tfx: compiled the pipeline for {options.target} with image {options.image}",
-          file=sys.stderr)
-    print(path)

@@ -1,25 +1,17 @@
-"""The `qqp-tfx` command line. Heavy imports (TensorFlow, TFX) happen only inside commands."""
+"""The `qqp-tfx` command line's parsers, and how options merge with --config and defaults.
+
+All argparse lives here; the runners only take a `PipelineConfig`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import warnings
-from typing import Sequence
+import shlex
+from typing import Any
 
-from pipeline import kubeflow
-from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, ConfigError, PipelineConfig,
-                             load_config_file)
-
-# Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
-# 3 not blessed with --fail-if-not-blessed.
-EXIT_BAD_INPUT = 2
-EXIT_NOT_BLESSED = 3
-# `--until` targets that never touch the checkpoint.
-DATA_ONLY_COMPONENTS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                        "DataValidationGate")
+from components.hyperparameters import DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES
+from pipeline.config import BUNDLED_SAMPLE, COMPONENT_IDS, PipelineConfig, load_config_file
+from pipeline.runners.vertex import COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS, CompileOptions
 
 
 def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -59,12 +51,12 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--seed", type=int, default=None,
                           help=f"random seed of training [default: {defaults.seed}]")
     training.add_argument("--mixed-precision", default=None,
-                          choices=("auto", "none", "mixed_float16", "mixed_bfloat16"),
+                          choices=MIXED_PRECISION_POLICIES,
                           help="Keras precision policy; auto: mixed_bfloat16 where the CPU "
                                "(avx512_bf16, AMX) or GPU computes bf16 natively, else float32 "
                                f"[default: {defaults.mixed_precision}]")
     training.add_argument("--distribution-strategy", default=None,
-                          choices=("none", "mirrored", "multi_worker_mirrored"),
+                          choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer "
                                f"[default: {defaults.distribution_strategy}]")
     training.add_argument("--not-fine-tuned-examples", type=int, default=None,
@@ -137,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(subparsers)
     _add_scoring_parsers(subparsers)
     _add_report_parser(subparsers)
-    kubeflow.add_compile_parser(subparsers)
+    _add_compile_parser(subparsers)
     return parser
 
 
@@ -151,132 +143,79 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                                                  "fail_if_not_blessed")})
 
 
-def _user_facing_error(error: BaseException) -> BaseException | None:
-    """Finds a data or configuration error anywhere in an exception's chain."""
-    # pylint: disable=import-outside-toplevel
-    from components.checkpoint import CheckpointError
-    from components.data_gate import DataAnomaliesError
-    from components.qqp_records import QqpDataError
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, (QqpDataError, DataAnomaliesError, ConfigError, CheckpointError)):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def _run(args: argparse.Namespace) -> int:
-    # pylint: disable=import-outside-toplevel
-    from pipeline import data_summary, local_runner, outcome, progress, run_results
-    from pipeline.run_lock import run_lock
-
-    from components.checkpoint import check_checkpoint
-
-    config = config_from_args(args).with_absolute_paths()
-    progress.install(args.verbose)
-    if config.until not in DATA_ONLY_COMPONENTS:
-        print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
-        positions = check_checkpoint(config.checkpoint).max_position_embeddings
-        if config.max_seq_length > positions:
-            raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
-                              f"the checkpoint takes at most {positions} tokens")
-    print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
-    with run_lock(config.metadata):
-        local_runner.run_local(config)
-    run = run_results.latest_run(config.metadata)
-    if "StatisticsGen" in run:
-        print("Ingested and validated:")
-        for line in data_summary.summarize(run["StatisticsGen"]):
-            print(f"  {line}")
-    blessed = None
-    if "Pusher" in run:
-        result = outcome.collect(run_results.latest_run_id(config.metadata), run)
-        print(outcome.format_table(result))
-        blessed = result.blessed
-    cached = [node for node, result in run.items() if result.cached]
-    if cached:
-        print(f"Reused from cache: {', '.join(sorted(cached))}")
-    print(f"Artifacts: {config.pipeline_root}  Metadata: {config.metadata}")
-    return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from pipeline import scoring  # pylint: disable=import-outside-toplevel
-
-    pairs = scoring.read_pairs(args.input, require_label=False)
-    model_dir = scoring.resolve_model_dir(args.model)
-    print(f"qqp-tfx: scoring {len(pairs):,} pairs with {model_dir}", file=sys.stderr)
-    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
-    lines = ["id\tprobability\tlabel"] + [
-        f"{pair.id}\t{probability:.6f}\t{int(probability >= scoring.DECISION_THRESHOLD)}"
-        for pair, probability in zip(pairs, probabilities)]
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as stream:
-            stream.write(text)
-    else:
-        sys.stdout.write(text)
+def _add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the `compile` command."""
+    compile_ = subparsers.add_parser(
+        "compile", help="compile the pipeline for Vertex AI Pipelines / Kubeflow Pipelines v2",
+        description="Write the pipeline as a Kubeflow Pipelines v2 PipelineJob JSON that "
+                    "Vertex AI Pipelines (or KFP 2.x) runs with one container image. Options "
+                    "override values from --config, which takes the same names as keys "
+                    "(compile-only keys included, e.g. image:); see docs/running_at_scale.md.")
+    compile_.add_argument("--target", choices=TARGETS, default=None,
+                          help="vertex: KFP v2 spec for Vertex AI Pipelines and KFP 2.x; "
+                               "kubeflow: KFP v1 (Argo), not supported by TFX 1.16 "
+                               "[default: vertex]")
+    compile_.add_argument("--output", default=None,
+                          help=f"file to write, local or gs://: .json is a Vertex AI "
+                               f"PipelineJob, .yaml the bare KFP 2.x PipelineSpec "
+                               f"[default: {DEFAULT_OUTPUT}]")
+    compile_.add_argument("--image", default=None,
+                          help="container image of every step, built from the Dockerfile, "
+                               "e.g. us-docker.pkg.dev/PROJECT/REPO/qqp-tfx:TAG (required)")
+    compile_.add_argument("--image-root", default=None,
+                          help=f"where this project is inside the image [default: {IMAGE_ROOT}]")
+    compile_.add_argument("--config", help="YAML or JSON file whose keys are these option names")
+    compile_.add_argument("--pipeline-root", default=None,
+                          help="where the steps write artifacts: a URI they all reach, "
+                               "e.g. gs://BUCKET/qqp-tfx (required)")
+    compile_.add_argument("--data", default=None,
+                          help="remote directory with train.tsv and dev.tsv, e.g. "
+                               "gs://BUCKET/qqp, or a directory of this project "
+                               "[default: the bundled sample, inside the image]")
+    compile_.add_argument("--serving-dir", default=None,
+                          help="where the Pusher writes model versions, as the containers "
+                               "see it: a URI or an absolute path (required)")
+    compile_.add_argument("--checkpoint", default=None,
+                          help="BERT checkpoint: the default package, a Hugging Face hub id "
+                               "(downloaded by the steps) or a directory of this project")
+    compile_.add_argument("--beam-pipeline-args", default=None,
+                          help="arguments for every Beam-powered step, in one quoted string, "
+                               "e.g. \"--runner=DataflowRunner --project=P --region=R "
+                               "--temp_location=gs://B/tmp --sdk_container_image=IMAGE\"")
+    compile_.add_argument("--distribution-strategy", default=None,
+                          choices=DISTRIBUTION_STRATEGIES,
+                          help="tf.distribute strategy of the Trainer [default: none]")
+    compile_.add_argument("--mixed-precision", default=None,
+                          choices=MIXED_PRECISION_POLICIES,
+                          help="Keras mixed-precision policy of the Trainer [default: auto]")
+    compile_.add_argument("--trainer-cpu", type=float, default=None,
+                          help="vCPU limit of the Trainer step")
+    compile_.add_argument("--trainer-memory", type=float, default=None,
+                          help="memory limit of the Trainer step, in GiB")
+    compile_.add_argument("--trainer-accelerator-type", default=None,
+                          help="accelerator of the Trainer step, e.g. NVIDIA_TESLA_T4")
+    compile_.add_argument("--trainer-accelerator-count", type=int, default=None,
+                          help="number of accelerators of the Trainer step [default: 1 when "
+                               "a type is given]")
+    compile_.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
+                          help="compile with caching disabled: every step re-runs")
 
 
-def _evaluate(args: argparse.Namespace) -> None:
-    # pylint: disable=import-outside-toplevel
-    import numpy as np
+def compile_config_from_args(args: argparse.Namespace
+                             ) -> tuple[PipelineConfig, CompileOptions]:
+    """Splits `compile` options and --config keys into pipeline and compile settings.
 
-    from pipeline import scoring
-
-    pairs = scoring.read_pairs(args.input, require_label=True)
-    model_dir = scoring.resolve_model_dir(args.model)
-    print(f"qqp-tfx: evaluating {model_dir} on {len(pairs):,} pairs", file=sys.stderr)
-    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
-    labels = np.array([pair.is_duplicate for pair in pairs])
-    print(json.dumps(scoring.binary_metrics(labels, probabilities)))
-
-
-def _compile(args: argparse.Namespace) -> None:
-    kubeflow.compile_command(args)
-
-
-def _report(args: argparse.Namespace) -> None:
-    # pylint: disable=import-outside-toplevel
-    if args.format == "json":
-        from pipeline import outcome, run_results
-
-        run = run_results.latest_run(args.metadata)
-        if "Pusher" not in run:
-            raise ConfigError(f"{args.metadata}: the latest run stopped before the Pusher; "
-                              "there is no verdict to report")
-        print(json.dumps(outcome.to_json(
-            outcome.collect(run_results.latest_run_id(args.metadata), run)), indent=2))
-        return
-    from pipeline import report
-
-    print(f"qqp-tfx: report written to {report.write_report(args.metadata, args.output)}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `qqp-tfx` console script."""
-    args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
-    try:
-        return {"run": _run, "predict": _predict, "evaluate": _evaluate,
-                "report": _report, "compile": _compile}[args.command](args) or 0
-    except Exception as error:  # pylint: disable=broad-except
-        known = _user_facing_error(error)
-        if known is None:
-            raise
-        print(f"qqp-tfx: error: {_first_message(known)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-
-
-def _first_message(error: BaseException) -> str:
-    """The error's own message, without the context Beam appends to it."""
-    message = str(error)
-    return message.split(" [while running")[0]
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    Precedence as for `run`: command line, then --config, then defaults. The pipeline
+    part goes through `cli.config_from_args`.
+    """
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values = {key.replace("-", "_"): value
+                  for key, value in load_config_file(args.config).items()}
+    values.update({key: value for key, value in vars(args).items() if value is not None})
+    compile_values = {key: values.pop(key) for key in list(values) if key in COMPILE_KEYS}
+    if isinstance(values.get("beam_pipeline_args"), list):
+        values["beam_pipeline_args"] = shlex.join(values["beam_pipeline_args"])
+    values.setdefault("beam_pipeline_args", None)
+    values["config"] = None  # already merged above
+    return config_from_args(argparse.Namespace(**values)), CompileOptions(**compile_values)

@@ -6,9 +6,8 @@ import os
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from pipeline.run_results import NodeResult, split_names
-
-LABEL = "is_duplicate"
+from components.features import LABEL
+from pipeline.results.run_results import NodeResult, split_names
 
 
 def load_split_statistics(uri: str, split: str) -> statistics_pb2.DatasetFeatureStatistics:

@@ -1,0 +1,164 @@
+"""The `qqp-tfx` command line. Heavy imports (TensorFlow, TFX) happen only inside commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from typing import Sequence
+
+from pipeline.cli.parser import build_parser, compile_config_from_args, config_from_args
+from pipeline.config import ConfigError
+
+# Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
+# 3 not blessed with --fail-if-not-blessed.
+EXIT_BAD_INPUT = 2
+EXIT_NOT_BLESSED = 3
+# `--until` targets that never touch the checkpoint.
+DATA_ONLY_COMPONENTS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+                        "DataValidationGate")
+
+
+def _user_facing_error(error: BaseException) -> BaseException | None:
+    """Finds a data, configuration or checkpoint error anywhere in an exception's chain.
+
+    Only modules already imported are looked at: an error class whose module was
+    never loaded cannot be in the chain, and importing it (TFX) would cost seconds.
+    """
+    known = tuple(getattr(sys.modules[module], name) for module, name in (
+        ("components.qqp_records", "QqpDataError"), ("components.data_gate", "DataAnomaliesError"),
+        ("components.checkpoint", "CheckpointError")) if module in sys.modules) + (ConfigError,)
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, known):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    # pylint: disable=import-outside-toplevel
+    from pipeline import progress
+    from pipeline.results import data_summary, outcome, run_results
+    from pipeline.runners import local
+    from pipeline.run_lock import run_lock
+
+    from components.checkpoint import check_checkpoint
+
+    config = config_from_args(args).with_absolute_paths()
+    progress.install(args.verbose)
+    if config.until not in DATA_ONLY_COMPONENTS:
+        print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
+        positions = check_checkpoint(config.checkpoint).max_position_embeddings
+        if config.max_seq_length > positions:
+            raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
+                              f"the checkpoint takes at most {positions} tokens")
+    print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
+    with run_lock(config.metadata):
+        local.run_local(config)
+    run = run_results.latest_run(config.metadata)
+    if "StatisticsGen" in run:
+        print("Ingested and validated:")
+        for line in data_summary.summarize(run["StatisticsGen"]):
+            print(f"  {line}")
+    blessed = None
+    if "Pusher" in run:
+        result = outcome.collect(run_results.latest_run_id(config.metadata), run)
+        print(outcome.format_table(result))
+        blessed = result.blessed
+    cached = [node for node, result in run.items() if result.cached]
+    if cached:
+        print(f"Reused from cache: {', '.join(sorted(cached))}")
+    print(f"Artifacts: {config.pipeline_root}  Metadata: {config.metadata}")
+    return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+
+    pairs = scoring.read_pairs(args.input, require_label=False)
+    model_dir = scoring.resolve_model_dir(args.model)
+    print(f"qqp-tfx: scoring {len(pairs):,} pairs with {model_dir}", file=sys.stderr)
+    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
+    lines = ["id\tprobability\tlabel"] + [
+        f"{pair.id}\t{probability:.6f}\t{int(probability >= scoring.DECISION_THRESHOLD)}"
+        for pair, probability in zip(pairs, probabilities)]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            stream.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    # pylint: disable=import-outside-toplevel
+    import numpy as np
+
+    from pipeline import scoring
+
+    pairs = scoring.read_pairs(args.input, require_label=True)
+    model_dir = scoring.resolve_model_dir(args.model)
+    print(f"qqp-tfx: evaluating {model_dir} on {len(pairs):,} pairs", file=sys.stderr)
+    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
+    labels = np.array([pair.is_duplicate for pair in pairs])
+    print(json.dumps(scoring.binary_metrics(labels, probabilities)))
+
+
+def _compile(args: argparse.Namespace) -> None:
+    from pipeline.runners.vertex import compile_pipeline  # pylint: disable=import-outside-toplevel
+
+    config, options = compile_config_from_args(args)
+    path = compile_pipeline(config, options.target, options.output, options.image or "",
+                            image_root=options.image_root,
+                            trainer_resources=options.trainer_resources())
+    print(f"qqp-tfx: compiled the pipeline for {options.target} with image {options.image}",
+          file=sys.stderr)
+    print(path)
+
+
+def _report(args: argparse.Namespace) -> None:
+    # pylint: disable=import-outside-toplevel
+    if args.format == "json":
+        from pipeline.results import outcome, run_results
+
+        run = run_results.latest_run(args.metadata)
+        if "Pusher" not in run:
+            raise ConfigError(f"{args.metadata}: the latest run stopped before the Pusher; "
+                              "there is no verdict to report")
+        print(json.dumps(outcome.to_json(
+            outcome.collect(run_results.latest_run_id(args.metadata), run)), indent=2))
+        return
+    from pipeline import report
+
+    print(f"qqp-tfx: report written to {report.write_report(args.metadata, args.output)}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `qqp-tfx` console script."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+    try:
+        return {"run": _run, "predict": _predict, "evaluate": _evaluate,
+                "report": _report, "compile": _compile}[args.command](args) or 0
+    except Exception as error:  # pylint: disable=broad-except
+        known = _user_facing_error(error)
+        if known is None:
+            raise
+        print(f"qqp-tfx: error: {_first_message(known)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _first_message(error: BaseException) -> str:
+    """The error's own message, without the context Beam appends to it."""
+    message = str(error)
+    return message.split(" [while running")[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What a run produced, read back from ML Metadata: node results, the outcome, data counts."""

@@ -1,0 +1,1 @@
+"""Runners: each chooses and configures one TFX orchestrator for `create_pipeline`."""
