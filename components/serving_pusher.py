@@ -40,6 +40,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.processes import is_dead_here
+
 STAGING_PREFIX = ".staging-"
 CLAIM_PREFIX = ".version-"
 
@@ -56,16 +58,6 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -73,7 +65,7 @@ def _owner() -> str:
 def _owner_is_dead(owner: str) -> bool:
     """Whether `<host>-<pid>` names a process of this host that no longer runs."""
     host, _, pid = owner.rpartition("-")
-    return host == socket.gethostname() and pid.isdigit() and not _process_alive(int(pid))
+    return pid.isdigit() and is_dead_here(host, int(pid))
 
 
 def model_digest(model_path: str) -> str:

@@ -39,12 +39,19 @@ class DataInput:
     hash_buckets: dict[str, int] | None = None  # set when one input is split by hash
 
 
-def resolve_data(data: str, download_dir: str) -> DataInput:
-    """Resolves `--data` (file, directory or `hf:` dataset) into a `DataInput`."""
+def resolve_data(data: str, download_dir: str, look_at_remote: bool = True) -> DataInput:
+    """Resolves `--data` (file, directory or `hf:` dataset) into a `DataInput`.
+
+    Remote paths are listed like local ones. With `look_at_remote=False` (compiling a
+    pipeline on a machine that may not reach the bucket) a remote path is taken as a
+    GLUE directory (train.tsv, dev.tsv), which ExampleGen checks when it runs.
+    """
     from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
 
     if data.startswith(HF_PREFIX):
         return _resolve_directory(materialize_hf_dataset(data[len(HF_PREFIX):], download_dir))
+    if "://" in data and not look_at_remote:
+        return DataInput(data, {"train": TRAIN_PATTERNS[0], "eval": EVAL_PATTERNS[0]})
     path = data if "://" in data else os.path.abspath(data)
     if fileio.isdir(path):
         return _resolve_directory(path)

@@ -16,21 +16,12 @@ import os
 import socket
 from typing import Iterator
 
+from components.processes import is_dead_here
 from pipeline.config import ConfigError
 
 
 class RunLockedError(ConfigError):
     """Another run holds the metadata store."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: str) -> dict:
@@ -56,7 +47,7 @@ def run_lock(metadata_path: str) -> Iterator[None]:
             if error.errno != errno.EEXIST:
                 raise
         holder = _read(path)
-        if holder.get("host") == record["host"] and not _alive(int(holder.get("pid", 0))):
+        if is_dead_here(str(holder.get("host")), int(holder.get("pid", 0))):
             os.remove(path)  # left by a run that was killed: take it over
             continue
         raise RunLockedError(

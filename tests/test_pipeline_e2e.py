@@ -6,7 +6,7 @@ the cosine of the tiny random encoder's embeddings does not, so the gate's
 comparison with the not-fine-tuned model decides with the real floors.
 One module-scoped workspace is shared by three runs: a good candidate, the same
 run again (all cached, nothing new pushed), and a broken candidate (learning
-rate 0) gated against the not-fine-tuned model and the blessed version 1.
+rate 1e-9) gated against the not-fine-tuned model and the blessed version 1.
 """
 
 import json
@@ -53,7 +53,7 @@ def workspace(tmp_path_factory) -> Path:
               "max-seq-length": 64, "learning-rate": 1e-3, "not-fine-tuned-examples": 200,
               "min-accuracy": 0.7, "min-f1": 0.6, "baseline-margin": 0.0}
     (root / "good.yaml").write_text(yaml.safe_dump(config))
-    broken = {**config, "learning-rate": 0.0}
+    broken = {**config, "learning-rate": 1e-9}  # the head stays where it started
     (root / "broken.yaml").write_text(yaml.safe_dump(broken))
     return root
 
@@ -61,6 +61,12 @@ def workspace(tmp_path_factory) -> Path:
 def _run(workspace: Path, config_name: str) -> dict[str, run_results.NodeResult]:
     assert cli.main(["run", "--config", str(workspace / config_name)]) == 0
     return run_results.latest_run(str(workspace / "md.sqlite"))
+
+
+def _versions(workspace: Path) -> list[str]:
+    """The version directories TF Serving sees (hidden claim files aside)."""
+    return sorted(path.name for path in (workspace / "serving" / "qqp").iterdir()
+                  if path.name.isdigit())
 
 
 def _blessed(run) -> bool:
@@ -74,8 +80,7 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     assert _blessed(run)
     assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
     assert not run["BlessedModelEvaluator"].inputs.get("baseline_model")  # none blessed yet
-    versions = sorted(path.name for path in (workspace / "serving" / "qqp").iterdir())
-    assert versions == ["1"]
+    assert _versions(workspace) == ["1"]
     version_dir = workspace / "serving" / "qqp" / "1"
     assert (version_dir / "saved_model.pb").is_file()
     assert (version_dir / "variables").is_dir()
@@ -118,7 +123,7 @@ def test_unchanged_rerun_is_cached_and_pushes_nothing(workspace: Path):
     for component in ("QqpExampleGen", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
                       "BlessedModelEvaluator", "BlessingGate"):
         assert run[component].cached, component
-    assert sorted(path.name for path in (workspace / "serving" / "qqp").iterdir()) == ["1"]
+    assert _versions(workspace) == ["1"]
 
 
 def test_broken_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys):
@@ -127,7 +132,7 @@ def test_broken_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys)
     assert not _blessed(run)
     pushed = run["Pusher"].outputs["pushed_model"][0]
     assert pushed.custom_properties["pushed"].int_value == 0
-    assert sorted(path.name for path in (workspace / "serving" / "qqp").iterdir()) == ["1"]
+    assert _versions(workspace) == ["1"]
     # Gated against both: the not-fine-tuned model and the model blessed in the first run.
     assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
     assert "/Trainer/" in run["BlessedModelEvaluator"].inputs["baseline_model"][0].uri

@@ -165,23 +165,21 @@ def _add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
     compile_.add_argument("--image-root", default=None,
                           help=f"where this project is inside the image [default: {IMAGE_ROOT}]")
     compile_.add_argument("--config", help="YAML or JSON file whose keys are these option names")
-    compile_.add_argument("--pipeline-root", default=None,
-                          help="where the steps write artifacts: a URI they all reach, "
-                               "e.g. gs://BUCKET/qqp-tfx (required)")
-    compile_.add_argument("--data", default=None,
-                          help="remote directory with train.tsv and dev.tsv, e.g. "
-                               "gs://BUCKET/qqp, or a directory of this project "
-                               "[default: the bundled sample, inside the image]")
-    compile_.add_argument("--serving-dir", default=None,
-                          help="where the Pusher writes model versions, as the containers "
-                               "see it: a URI or an absolute path (required)")
-    compile_.add_argument("--checkpoint", default=None,
-                          help="BERT checkpoint: the default package, a Hugging Face hub id "
-                               "(downloaded by the steps) or a directory of this project")
-    compile_.add_argument("--beam-pipeline-args", default=None,
-                          help="arguments for every Beam-powered step, in one quoted string, "
-                               "e.g. \"--runner=DataflowRunner --project=P --region=R "
-                               "--temp_location=gs://B/tmp --sdk_container_image=IMAGE\"")
+    for flag, text in (
+            ("--pipeline-root", "where the steps write artifacts: a URI they all reach, "
+                                "e.g. gs://BUCKET/qqp-tfx (required)"),
+            ("--data", "remote directory with train.tsv and dev.tsv, e.g. gs://BUCKET/qqp, or "
+                       "a directory of this project [default: the bundled sample, inside the "
+                       "image]"),
+            ("--serving-dir", "where the Pusher writes model versions, as the containers see "
+                              "it: a URI or an absolute path (required)"),
+            ("--checkpoint", "BERT checkpoint: the default package, a Hugging Face hub id "
+                             "(downloaded by the steps) or a directory of this project"),
+            ("--beam-pipeline-args", "arguments for every Beam-powered step, in one quoted "
+                                     "string, e.g. \"--runner=DataflowRunner --project=P "
+                                     "--region=R --temp_location=gs://B/tmp "
+                                     "--sdk_container_image=IMAGE\"")):
+        compile_.add_argument(flag, default=None, help=text)
     compile_.add_argument("--distribution-strategy", default=None,
                           choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer [default: none]")
