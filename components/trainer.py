@@ -133,6 +133,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir),
                    keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True)],
         verbose=1)
+    if not scratch and tf.io.gfile.exists(backup_dir):  # done: nothing left to resume
+        tf.io.gfile.rmtree(backup_dir)
     if policy != "float32":
         model = float32_copy(model, lambda: build_classifier(new_tf_bert(checkpoint_dir),
                                                              pooling=hparams.pooling))

@@ -91,3 +91,16 @@ def test_every_component_is_a_valid_until_target():
     config = PipelineConfig()
     pipeline = create_pipeline(config, resolve_data(config.data, config.download_dir))
     assert {node.id for node in pipeline.components} == set(COMPONENT_IDS)
+
+
+def test_max_seq_length_beyond_the_checkpoint_is_refused(tmp_path: Path, capsys):
+    from tests.tiny_bert import make_tiny_checkpoint  # pylint: disable=import-outside-toplevel
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "tiny")
+    code = cli.main(["run", "--checkpoint", str(checkpoint), "--max-seq-length", "100000",
+                     "--metadata", str(tmp_path / "m.sqlite"),
+                     "--pipeline-root", str(tmp_path / "root")])
+    assert code == cli.EXIT_BAD_INPUT
+    assert ("--max-seq-length: 100000 is not allowed; the checkpoint takes at most 512 tokens"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "m.sqlite").exists()
