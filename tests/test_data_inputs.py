@@ -58,6 +58,13 @@ def test_hf_dataset_is_loaded_and_written_as_parquet(tmp_path: Path):
     assert data_input.split_patterns == {"train": "train*.parquet", "eval": "validation*.parquet"}
     written = sorted(path.name for path in Path(data_input.input_base).iterdir())
     assert written == ["train.parquet", "validation.parquet"]  # the unlabeled test split is not
+    # The same under a remote pipeline root (TF's in-memory filesystem stands in for gs://).
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
+    remote = resolve_data(f"hf:{repo}", f"ram://root-{tmp_path.name}/hf_datasets")
+    assert remote.input_base.startswith("ram://") and remote.split_patterns == (
+        data_input.split_patterns)
+    assert sorted(fileio.listdir(remote.input_base)) == ["train.parquet", "validation.parquet"]
 
 
 def test_hf_dataset_without_validation_split(tmp_path: Path):

@@ -74,3 +74,16 @@ def test_console_script_help_lists_commands_and_options():
                               check=True, cwd=REPO_ROOT).stdout
     for option in ("--data", "--config", "--pipeline-root", "--metadata", "--beam-pipeline-args"):
         assert option in run_help
+
+
+def test_early_stop_with_relative_paths(small_qqp_dir: Path, tmp_path: Path, monkeypatch,
+                                        capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "--data", str(small_qqp_dir), "--pipeline-root", "root",
+                     "--metadata", "m.sqlite", "--until", "QqpExampleGen"]) == 0
+    output = capsys.readouterr().out
+    assert f"Artifacts: {tmp_path / 'root'}  Metadata: {tmp_path / 'm.sqlite'}" in output
+    run = run_results.latest_run(str(tmp_path / "m.sqlite"))
+    assert set(run) == {"QqpExampleGen"}
+    examples = run["QqpExampleGen"].outputs["examples"][0]
+    assert examples.uri.startswith(str(tmp_path / "root") + "/")  # stored absolute

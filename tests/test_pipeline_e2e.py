@@ -127,7 +127,9 @@ def test_unchanged_rerun_is_cached_and_pushes_nothing(workspace: Path):
 
 
 def test_broken_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys):
-    run = _run(workspace, "broken.yaml")
+    assert cli.main(["run", "--config", str(workspace / "broken.yaml"),
+                     "--fail-if-not-blessed"]) == cli.EXIT_NOT_BLESSED
+    run = run_results.latest_run(str(workspace / "md.sqlite"))
     assert not run["Trainer"].cached
     assert not _blessed(run)
     pushed = run["Pusher"].outputs["pushed_model"][0]
