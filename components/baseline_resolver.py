@@ -11,9 +11,10 @@ from typing import Optional
 
 from tfx import types
 from tfx import v1 as tfx
+from tfx.components.evaluator import constants
 
-BLESSED_KEY = "blessed"
-MODEL_ID_KEY = "current_model_id"
+from components.blessings import is_blessed
+
 
 
 class LatestBlessedOtherThanCandidateStrategy(tfx.dsl.experimental.ResolverStrategy):
@@ -22,9 +23,9 @@ class LatestBlessedOtherThanCandidateStrategy(tfx.dsl.experimental.ResolverStrat
     def resolve_artifacts(self, store, input_dict: dict[str, list[types.Artifact]]
                           ) -> Optional[dict[str, list[types.Artifact]]]:
         candidate_ids = {model.id for model in input_dict["candidate"]}
-        blessed_ids = {blessing.get_int_custom_property(MODEL_ID_KEY)
-                       for blessing in input_dict["model_blessing"]
-                       if blessing.get_int_custom_property(BLESSED_KEY) == 1}
+        blessed_ids = {
+            blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY)
+            for blessing in input_dict["model_blessing"] if is_blessed(blessing)}
         blessed = sorted((model for model in input_dict["model"]
                           if model.id in blessed_ids and model.id not in candidate_ids),
                          key=lambda model: model.id)

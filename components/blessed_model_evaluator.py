@@ -7,7 +7,6 @@ records a blessing that says so (`no_baseline` = 1) and an empty evaluation.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from absl import logging
@@ -15,11 +14,9 @@ from tfx import types
 from tfx.components import Evaluator
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 
-NO_BASELINE_KEY = "no_baseline"
-
+from components.blessings import NO_BASELINE_KEY, write_blessing
 
 class Executor(evaluator_executor.Executor):
     """Runs TFMA when a baseline model is given; otherwise blesses with `no_baseline`."""
@@ -34,13 +31,8 @@ class Executor(evaluator_executor.Executor):
         model = input_dict[standard_component_specs.MODEL_KEY][0]
         blessing = artifact_utils.get_single_instance(
             output_dict[standard_component_specs.BLESSING_KEY])
-        fileio.makedirs(blessing.uri)
-        with fileio.open(os.path.join(blessing.uri, "BLESSED"), "w") as stream:
-            stream.write("")
-        blessing.set_int_custom_property("blessed", 1)
+        write_blessing(blessing, model, blessed=True)
         blessing.set_int_custom_property(NO_BASELINE_KEY, 1)
-        blessing.set_int_custom_property("current_model_id", model.id)
-        blessing.set_string_custom_property("current_model", model.uri)
 
 
 class BlessedModelEvaluator(Evaluator):

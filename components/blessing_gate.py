@@ -9,20 +9,14 @@ the reasons in plain words (custom property `verdict`, a JSON list).
 
 
 import json
-import os
 
-from tfx import types, v1 as tfx
-from tfx.dsl.io import fileio
+from tfx import v1 as tfx
 
-from components.blessed_model_evaluator import NO_BASELINE_KEY
+from components.blessings import NO_BASELINE_KEY, is_blessed, write_blessing
 from components.features import METRIC_TITLES
 
 Artifact = tfx.types.standard_artifacts
 VERDICT_KEY = "verdict"
-
-
-def _blessed(blessing: types.Artifact) -> bool:
-    return blessing.get_int_custom_property("blessed") == 1
 
 
 def failure_reasons(evaluation_uri: str, versus: str) -> list[str]:
@@ -85,14 +79,8 @@ def BlessingGate(
     """Blesses the candidate only if both Evaluators blessed it."""
     no_blessed_model = blessed_model_blessing.get_int_custom_property(NO_BASELINE_KEY) == 1
     passed, reasons = decide(
-        not_fine_tuned_evaluation.uri, _blessed(not_fine_tuned_blessing),
-        blessed_model_evaluation.uri, None if no_blessed_model else _blessed(
+        not_fine_tuned_evaluation.uri, is_blessed(not_fine_tuned_blessing),
+        blessed_model_evaluation.uri, None if no_blessed_model else is_blessed(
             blessed_model_blessing))
-    fileio.makedirs(blessing.uri)
-    with fileio.open(os.path.join(blessing.uri, "BLESSED" if passed else "NOT_BLESSED"),
-                     "w") as stream:
-        stream.write("")
-    blessing.set_int_custom_property("blessed", int(passed))
-    blessing.set_int_custom_property("current_model_id", model.id)
-    blessing.set_string_custom_property("current_model", model.uri)
+    write_blessing(blessing, model, passed)
     blessing.set_string_custom_property(VERDICT_KEY, json.dumps(reasons))

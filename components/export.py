@@ -19,19 +19,11 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.features import DECISION_THRESHOLD, LABEL, QUESTIONS
-from components.tensors import dense
+from components.tensors import dense, ragged
 
 # Pairs per length-sorted sub-batch inside the serving signatures.
 SUB_BATCH_SIZE = 16
 _EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
-
-
-def _ragged(value: tf.Tensor | tf.RaggedTensor | tf.SparseTensor) -> tf.RaggedTensor:
-    if isinstance(value, tf.RaggedTensor):
-        return value
-    if isinstance(value, tf.SparseTensor):
-        return tf.RaggedTensor.from_sparse(value)
-    return tf.RaggedTensor.from_tensor(value)
 
 
 def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTensor],
@@ -74,7 +66,7 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     def predict_raw(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
-        features = {name: _ragged(transformed[name]) for name in feature_names}
+        features = {name: ragged(transformed[name]) for name in feature_names}
         probability = tf.sigmoid(logits_in_length_order(model, features))
         return {"probability": probability,
                 "label": tf.cast(probability >= DECISION_THRESHOLD, tf.int64)}

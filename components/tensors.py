@@ -12,3 +12,12 @@ def dense(value: tf.Tensor | tf.RaggedTensor | tf.SparseTensor) -> tf.Tensor:
     if isinstance(value, tf.RaggedTensor):
         return value.to_tensor()
     return value
+
+
+def ragged(value: tf.Tensor | tf.RaggedTensor | tf.SparseTensor) -> tf.RaggedTensor:
+    """A ragged tensor; dense values become rows of their full length."""
+    if isinstance(value, tf.RaggedTensor):
+        return value
+    if isinstance(value, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(value)
+    return tf.RaggedTensor.from_tensor(value)

@@ -10,15 +10,14 @@ import warnings
 from typing import Sequence
 
 from pipeline.cli.parser import build_parser, compile_config_from_args, config_from_args
-from pipeline.config import ConfigError
+from pipeline.config import COMPONENT_IDS, ConfigError
 
 # Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
 # 3 not blessed with --fail-if-not-blessed.
 EXIT_BAD_INPUT = 2
 EXIT_NOT_BLESSED = 3
 # `--until` targets that never touch the checkpoint.
-DATA_ONLY_COMPONENTS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                        "DataValidationGate")
+DATA_ONLY_COMPONENTS = COMPONENT_IDS[:COMPONENT_IDS.index("DataValidationGate") + 1]
 
 
 def _user_facing_error(error: BaseException) -> BaseException | None:
