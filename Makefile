@@ -1,17 +1,21 @@
 # The two commands: `make run` (the pipeline on the bundled sample) and `make test`.
 # Both create or update the virtual environment in .venv/ from uv.lock first.
+# `make notebook` opens notebooks/walkthrough.ipynb in JupyterLab.
 PYTHON ?= python3.10
 UV_VERSION := 0.9.7
 UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 
-.PHONY: run test venv clean
+.PHONY: run test notebook venv clean
 
 run: $(VENV_STAMP)
 	.venv/bin/qqp-tfx run $(ARGS)
 
 test: $(VENV_STAMP)
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+notebook: $(VENV_STAMP)
+	.venv/bin/jupyter lab notebooks/walkthrough.ipynb $(ARGS)
 
 venv: $(VENV_STAMP)
 

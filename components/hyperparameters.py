@@ -11,6 +11,9 @@ from components.checkpoint import DEFAULT_CHECKPOINT
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 # Keras mixed-precision settings (see components.precision); kept here free of TensorFlow.
 MIXED_PRECISION_POLICIES = ("auto", "none", "mixed_float16", "mixed_bfloat16")
+# "both": train on each pair in a random order, score the mean of both orders
+# (components.pair_order); "given": question1 then question2 only.
+PAIR_ORDERS = ("both", "given")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +36,12 @@ class Hyperparameters:
     eval_batch_size: int = 64
     distribution_strategy: str = "none"
     mixed_precision: str = "auto"
+    pair_order: str = "both"
 
     def __post_init__(self) -> None:
         for name, choices in (("distribution_strategy", DISTRIBUTION_STRATEGIES),
-                              ("mixed_precision", MIXED_PRECISION_POLICIES)):
+                              ("mixed_precision", MIXED_PRECISION_POLICIES),
+                              ("pair_order", PAIR_ORDERS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
 

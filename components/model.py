@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.features import PAIR_FEATURES, QUESTIONS
+from components.pair_order import RandomPairOrder
 
 POOLINGS = ("mean", "cls", "pooler")
 COSINE_TO_LOGIT = "cosine_to_logit"
@@ -37,21 +38,23 @@ def _token_inputs(names: tuple[str, ...]) -> dict[str, keras.Input]:
 
 
 def build_classifier(encoder: keras.layers.Layer, pooling: str = "mean",
-                     dropout: float = 0.1) -> keras.Model:
+                     dropout: float = 0.1, random_pair_order: bool = False) -> keras.Model:
     """Returns the fine-tuned model: pair token features -> duplicate logit.
 
     `pooling` picks the pair representation: the masked mean of the token states
     (default; all-MiniLM-L6-v2 was trained for mean pooling), the [CLS] state,
-    or BERT's pooler output.
+    or BERT's pooler output. With `random_pair_order`, training sees each pair in
+    a random order (`components.pair_order`).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     inputs = _token_inputs(PAIR_FEATURES)
-    encoded = encoder(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                      token_type_ids=inputs["token_type_ids"])
+    pair = RandomPairOrder(name="random_pair_order")(inputs) if random_pair_order else inputs
+    encoded = encoder(input_ids=pair["input_ids"], attention_mask=pair["attention_mask"],
+                      token_type_ids=pair["token_type_ids"])
     if pooling == "mean":
         pooled = MaskedMeanPooling(name="mean_pooling")(encoded.last_hidden_state,
-                                                       inputs["attention_mask"])
+                                                       pair["attention_mask"])
     elif pooling == "cls":
         pooled = encoded.last_hidden_state[:, 0]
     else:

@@ -38,11 +38,14 @@ def _where(source: str, row: int | None, line: int | None = None) -> str:
 
 
 def make_pair(source: str, row: int, line: int | None, pair_id: Any, question1: Any,
-              question2: Any, label: Any, require_label: bool = True) -> QqpPair:
+              question2: Any, label: Any, require_label: bool = True,
+              allow_empty: bool = False) -> QqpPair:
     """Validates one row's values and returns it as a `QqpPair`.
 
     `row` counts data rows from 1; `line` is the physical line (header = 1).
-    With `require_label=False` a missing label (None) is allowed.
+    With `require_label=False` a missing label (None) is allowed; with
+    `allow_empty` an empty question is too (a model scores it; training data
+    must not have one).
     """
     where = _where(source, row, line)
     try:
@@ -52,7 +55,7 @@ def make_pair(source: str, row: int, line: int | None, pair_id: Any, question1: 
     for name, question in (("question1", question1), ("question2", question2)):
         if not isinstance(question, str):
             raise QqpDataError(f"{where}: {name} is missing (got {question!r})")
-        if not question.strip():
+        if not question.strip() and not allow_empty:
             raise QqpDataError(f"{where}: {name} is empty")
     if label is None and not require_label:
         return QqpPair(parsed_id, question1, question2, None)
@@ -98,14 +101,15 @@ def _read_header(source: str, header: bytes, require_label: bool) -> list[str]:
         f"(tab-separated), found {' '.join(columns)!r}")
 
 
-def read_tsv_pairs(stream: BinaryIO, source: str, require_label: bool = True
-                   ) -> Iterator[QqpPair]:
+def read_tsv_pairs(stream: BinaryIO, source: str, require_label: bool = True,
+                   allow_empty: bool = False) -> Iterator[QqpPair]:
     """Yields the pairs of a GLUE-format QQP TSV file (tab-separated, no quoting).
 
     Raises `QqpDataError` for an empty file, a wrong header, a row with the wrong
     number of columns, bytes that are not UTF-8, a bad id or label, or an empty
     question. With `require_label=False`, files without the `is_duplicate`
-    column (GLUE's test layout) are accepted too.
+    column (GLUE's test layout) are accepted too, and with `allow_empty` empty
+    questions.
     """
     header = stream.readline()
     if not header:
@@ -123,7 +127,8 @@ def read_tsv_pairs(stream: BinaryIO, source: str, require_label: bool = True
                 f"{len(fields)} (a tab or line break inside a question, or a missing field?)")
         values = dict(zip(columns, fields))
         yield make_pair(source, row, line, values["id"], values["question1"],
-                        values["question2"], values.get("is_duplicate"), require_label)
+                        values["question2"], values.get("is_duplicate"), require_label,
+                        allow_empty)
     if row == 0:
         raise QqpDataError(f"{source}: the file has a header but no data rows")
 

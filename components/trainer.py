@@ -4,7 +4,8 @@ Hyperparameters come from the Trainer's `custom_config` (see
 `components.hyperparameters.Hyperparameters`). `mixed_precision: auto` trains
 in bf16 where the hardware has it; the classifier logit and the loss stay
 float32, and the exported model always computes in float32, so it serves on
-any machine. `distribution_strategy` scales training beyond one device.
+any machine. `pair_order: both` trains on each pair in a random order and
+exports the mean of both orders (`components.pair_order`). `distribution_strategy` scales training beyond one device.
 No Keras validation pass runs: TFMA evaluates the eval split.
 """
 
@@ -31,6 +32,7 @@ from components.checkpoint import load_tf_bert, new_tf_bert, resolve_checkpoint
 from components.export import export_serving_model
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
+from components.pair_order import order_averaged
 from components.precision import resolve_policy
 
 
@@ -115,8 +117,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  train_examples, hparams.epochs, steps_per_epoch, policy, hparams)
 
     strategy = make_strategy(hparams.distribution_strategy)
+    both_orders = hparams.pair_order == "both"
     with keras_policy(policy), (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = build_classifier(load_tf_bert(checkpoint_dir), pooling=hparams.pooling)
+        model = build_classifier(load_tf_bert(checkpoint_dir), pooling=hparams.pooling,
+                                 random_pair_order=both_orders)
         compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
     # Every worker of a multi-worker job trains and saves (saving is collective); only the
     # chief writes the Trainer's outputs, the other workers write to a scratch directory.
@@ -130,14 +134,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                          hparams.seed, hparams.max_train_examples),
         epochs=hparams.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(log_dir=scratch or fn_args.model_run_dir),
+        callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
+                       log_dir=scratch or fn_args.model_run_dir,
+                       update_freq=max(1, steps_per_epoch // 20)),
                    keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True)],
         verbose=1)
     if not scratch and tf.io.gfile.exists(backup_dir):  # done: nothing left to resume
         tf.io.gfile.rmtree(backup_dir)
     if policy != "float32":
-        model = float32_copy(model, lambda: build_classifier(new_tf_bert(checkpoint_dir),
-                                                             pooling=hparams.pooling))
-    export_serving_model(model, tft_output, scratch or fn_args.serving_model_dir)
+        model = float32_copy(model, lambda: build_classifier(
+            new_tf_bert(checkpoint_dir), pooling=hparams.pooling, random_pair_order=both_orders))
+    export_serving_model(order_averaged(model) if both_orders else model, tft_output,
+                         scratch or fn_args.serving_model_dir)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)

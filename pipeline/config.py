@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
-                                        Hyperparameters)
+                                        PAIR_ORDERS, Hyperparameters)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
@@ -69,6 +69,7 @@ RULES: dict[str, Rule] = {
     "baseline_margin": Rule(float, "a number >= 0", lambda value: value >= 0),
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
+    "pair_order": Rule(str, choices=PAIR_ORDERS),
 }
 
 
@@ -144,6 +145,7 @@ class PipelineConfig:
     baseline_margin: float = 0.0  # how much worse than the latest blessed model is allowed
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
+    pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -164,7 +166,7 @@ class PipelineConfig:
             batch_size=self.batch_size, epochs=self.epochs, seed=self.seed,
             max_train_examples=self.max_train_examples,
             distribution_strategy=self.distribution_strategy,
-            mixed_precision=self.mixed_precision)
+            mixed_precision=self.mixed_precision, pair_order=self.pair_order)
 
     def not_fine_tuned_hyperparameters(self) -> Hyperparameters:
         """The not-fine-tuned model: the checkpoint, and the pairs its threshold is fitted on."""

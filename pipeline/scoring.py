@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Sequence
 
 import numpy as np
@@ -16,7 +17,8 @@ def resolve_model_dir(model: str) -> str:
     if os.path.exists(os.path.join(model, "saved_model.pb")):
         return model
     if not os.path.isdir(model):
-        raise QqpDataError(f"{model}: no such model directory")
+        raise QqpDataError(f"{model}: no such model directory (the Pusher writes versions "
+                           "under artifacts/serving/qqp; run `make run` first)")
     versions = [name for name in os.listdir(model)
                 if name.isdigit() and os.path.exists(os.path.join(model, name, "saved_model.pb"))]
     if not versions:
@@ -24,12 +26,23 @@ def resolve_model_dir(model: str) -> str:
     return os.path.join(model, max(versions, key=int))
 
 
-def read_pairs(path: str, require_label: bool) -> list[QqpPair]:
-    """All pairs of a GLUE TSV file; the label column is optional unless required."""
+STDIN = "-"
+
+
+def read_pairs(path: str, require_label: bool, allow_empty: bool = False) -> list[QqpPair]:
+    """All pairs of a GLUE TSV file ("-": standard input).
+
+    The label column is optional unless required; empty questions are errors
+    unless allowed.
+    """
+    if path == STDIN:
+        return list(read_tsv_pairs(sys.stdin.buffer, "<stdin>", require_label=require_label,
+                                   allow_empty=allow_empty))
     if not os.path.isfile(path):
         raise QqpDataError(f"{path}: no such file")
     with open(path, "rb") as stream:
-        return list(read_tsv_pairs(stream, path, require_label=require_label))
+        return list(read_tsv_pairs(stream, path, require_label=require_label,
+                                   allow_empty=allow_empty))
 
 
 def predict_probabilities(model_dir: str, pairs: Sequence[QqpPair], batch_size: int = 64,

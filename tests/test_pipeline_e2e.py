@@ -9,6 +9,7 @@ run again (all cached, nothing new pushed), and a broken candidate (learning
 rate 1e-9) gated against the not-fine-tuned model and the blessed version 1.
 """
 
+import io
 import json
 import subprocess
 import sys
@@ -164,6 +165,55 @@ def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
     for line in lines[1:]:
         probability, label = float(line.split("\t")[1]), int(line.split("\t")[2])
         assert 0.0 <= probability <= 1.0 and label == int(probability >= 0.5)
+
+
+def _probability_and_label(line: str) -> tuple[float, int]:
+    probability, label = line.split("\t")[-2:]
+    return float(probability), int(label)
+
+
+def test_predict_one_pair_from_the_command_line(workspace: Path, capsys):
+    model_base = str(workspace / "serving" / "qqp")
+    duplicate = ["--question1", "Is it raining?", "--question2", "Is it raining?" + MARKER]
+    assert cli.main(["predict", "--model", model_base, *duplicate]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "probability\tlabel" and len(lines) == 2
+    probability, label = _probability_and_label(lines[1])
+    assert 0.0 <= probability <= 1.0 and label == int(probability >= 0.5)
+    # The same pair through the signature directly gives the same probability.
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    signature = tf.saved_model.load(str(workspace / "serving" / "qqp" / "1")
+                                    ).signatures["predict_text"]
+    expected = float(signature(question1=tf.constant([duplicate[1]]),
+                               question2=tf.constant([duplicate[3]]))["probability"][0])
+    assert probability == pytest.approx(expected, abs=1e-6)
+    # Empty questions are questions too.
+    assert cli.main(["predict", "--model", model_base, "--question1", "",
+                     "--question2", ""]) == 0
+    assert 0.0 <= _probability_and_label(capsys.readouterr().out.splitlines()[1])[0] <= 1.0
+
+
+def test_predict_reads_standard_input(workspace: Path, monkeypatch, capsys):
+    rows = "id\tquestion1\tquestion2\n5\tIs it?\tIs it so?\n6\t\tAn empty first question\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(rows.encode("utf-8"))))
+    assert cli.main(["predict", "--model", str(workspace / "serving" / "qqp"),
+                     "--input", "-"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "id\tprobability\tlabel"
+    assert [line.split("\t")[0] for line in lines[1:]] == ["5", "6"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--model", "no/such/model", "--question1", "a", "--question2", "b"],
+     "no/such/model: no such model directory"),
+    (["--question1", "only one question"], "give --question1 and --question2"),
+    (["--question1", "a", "--question2", "b", "--input", "x.tsv"], "not both"),
+])
+def test_predict_refuses_bad_arguments(workspace: Path, capsys, arguments, message):
+    if "--model" not in arguments:
+        arguments = ["--model", str(workspace / "serving" / "qqp"), *arguments]
+    assert cli.main(["predict", *arguments]) == cli.EXIT_BAD_INPUT
+    assert message in capsys.readouterr().err
 
 
 def test_evaluate_needs_labels(workspace: Path, tmp_path: Path, capsys):

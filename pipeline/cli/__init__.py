@@ -75,16 +75,37 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
 
 
+def _pairs_to_predict(args: argparse.Namespace) -> list:
+    """The pairs `predict` scores: one from --question1/--question2, or those of --input."""
+    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+    from components.qqp_records import QqpPair  # pylint: disable=import-outside-toplevel
+
+    one_pair = (args.question1, args.question2)
+    if args.input is not None:
+        if one_pair != (None, None):
+            raise ConfigError("give either --input or --question1 and --question2, not both")
+        return scoring.read_pairs(args.input, require_label=False, allow_empty=True)
+    if None in one_pair:
+        raise ConfigError("give --question1 and --question2 (both; empty strings are allowed), "
+                          "or --input FILE")
+    return [QqpPair(0, args.question1, args.question2, None)]
+
+
 def _predict(args: argparse.Namespace) -> None:
     from pipeline import scoring  # pylint: disable=import-outside-toplevel
 
-    pairs = scoring.read_pairs(args.input, require_label=False)
     model_dir = scoring.resolve_model_dir(args.model)
-    print(f"qqp-tfx: scoring {len(pairs):,} pairs with {model_dir}", file=sys.stderr)
-    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
-    lines = ["id\tprobability\tlabel"] + [
-        f"{pair.id}\t{probability:.6f}\t{int(probability >= scoring.DECISION_THRESHOLD)}"
-        for pair, probability in zip(pairs, probabilities)]
+    pairs = _pairs_to_predict(args)
+    print(f"qqp-tfx: scoring {len(pairs):,} pair(s) with {model_dir}", file=sys.stderr)
+    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size,
+                                                  show_progress=len(pairs) > args.batch_size)
+    labels = (probabilities >= scoring.DECISION_THRESHOLD).astype(int)
+    if args.input is None:  # one pair
+        lines = ["probability\tlabel", f"{probabilities[0]:.6f}\t{labels[0]}"]
+    else:
+        lines = ["id\tprobability\tlabel"] + [
+            f"{pair.id}\t{probability:.6f}\t{label}"
+            for pair, probability, label in zip(pairs, probabilities, labels)]
     text = "\n".join(lines) + "\n"
     if args.output:
         with open(args.output, "w", encoding="utf-8") as stream:

@@ -9,7 +9,8 @@ import argparse
 import shlex
 from typing import Any
 
-from components.hyperparameters import DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES
+from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
+                                        PAIR_ORDERS)
 from pipeline.config import BUNDLED_SAMPLE, COMPONENT_IDS, PipelineConfig, load_config_file
 from pipeline.runners.vertex import COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS, CompileOptions
 
@@ -55,6 +56,10 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="Keras precision policy; auto: mixed_bfloat16 where the CPU "
                                "(avx512_bf16, AMX) or GPU computes bf16 natively, else float32 "
                                f"[default: {defaults.mixed_precision}]")
+    training.add_argument("--pair-order", default=None, choices=PAIR_ORDERS,
+                          help="both: train on each pair in a random order and score the mean "
+                               "of (question1, question2) and (question2, question1); given: "
+                               f"question1 first only [default: {defaults.pair_order}]")
     training.add_argument("--distribution-strategy", default=None,
                           choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer "
@@ -86,9 +91,15 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser(
-        "predict", help="score a GLUE-format TSV with a pushed model",
-        description="Write id, probability (of duplicate) and label for every pair of a "
-                    "GLUE-format TSV; the is_duplicate column is optional.")
+        "predict", help="score one question pair, or a GLUE-format TSV, with a pushed model",
+        description="Print the probability that two questions are duplicates, and the "
+                    "label (1: duplicate, at probability >= 0.5): for one pair given with "
+                    "--question1 and --question2, or for every pair of a GLUE-format TSV "
+                    "(--input; its is_duplicate column is optional). Empty questions are "
+                    "scored like any other.",
+        epilog='example: qqp-tfx predict --model artifacts/serving/qqp '
+               '--question1 "How do I learn Python?" '
+               '--question2 "What is the best way to learn Python?"')
     evaluate = subparsers.add_parser(
         "evaluate", help="print accuracy, F1, precision, recall, ROC AUC of a pushed model",
         description="Score a labeled GLUE-format TSV and print one JSON object with "
@@ -98,8 +109,11 @@ def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
                              help="a SavedModel version directory, or the model's base "
                                   "directory (its newest version is used), e.g. "
                                   "artifacts/serving/qqp")
-        command.add_argument("--input", required=True, help="GLUE-format TSV file")
         command.add_argument("--batch-size", type=int, default=64, help="pairs per batch")
+    evaluate.add_argument("--input", required=True, help="labeled GLUE-format TSV file")
+    predict.add_argument("--input", help='GLUE-format TSV file; "-" reads standard input')
+    predict.add_argument("--question1", help="the first question of one pair")
+    predict.add_argument("--question2", help="the second question of one pair")
     predict.add_argument("--output", help="TSV file to write [default: standard output]")
 
 

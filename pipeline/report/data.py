@@ -141,8 +141,6 @@ def split_report(split: str, statistics: Any) -> SplitReport:
 
 def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     # pylint: disable=import-outside-toplevel
-    import tensorflow_model_analysis as tfma
-
     from components.features import (DECISION_THRESHOLD, GATED_METRICS, METRIC_TITLES,
                                      OVERLAP_BUCKETS, SLICE_FEATURE)
     from pipeline.results import outcome, run_results
@@ -160,27 +158,38 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     data.pushed_to, data.majority_accuracy = verdict.pushed_to, verdict.majority_accuracy
     seen_values: set[str] = set()
     for role, _, evaluation_uri in outcome.evaluated_models(dict(run)):
-        result = tfma.load_eval_result(evaluation_uri, model_name=role)
-        metrics = dict(result.slicing_metrics)
-        plots = dict(result.plots)
-        overall_plot = plot_entry(plots.get(()))
-        matrix = confusion_matrix(metric_entry(metrics.get(())), data.threshold)
-        if matrix is None and overall_plot:
-            matrix = confusion_matrix(overall_plot, data.threshold)
-        slices = slice_metrics(result.slicing_metrics, SLICE_FEATURE)
-        seen_values.update(slices)
-        if overall_plot is None:
+        model = model_report(role, evaluation_uri, verdict.model(role).metrics, data.threshold)
+        seen_values.update(model.slices)
+        if not model.pr_curve:
             data.missing.append(f"no plots for the {role} model")
-        data.models.append(ModelReport(
-            name=role, title=outcome.ROLE_TITLES[role], color=ROLE_COLORS[role],
-            overall=verdict.model(role).metrics, confusion=matrix,
-            pr_curve=pr_curve(overall_plot or {}),
-            operating_point=operating_point(overall_plot or {}, data.threshold),
-            calibration=calibration_curve(overall_plot or {}), slices=slices))
+        data.models.append(model)
     data.slice_values = [value for value in OVERLAP_BUCKETS if value in seen_values]
     data.slice_values += sorted(seen_values - set(OVERLAP_BUCKETS))
     if not data.slice_values:
         data.missing.append(f"the evaluation has no {SLICE_FEATURE} slices")
+
+
+def model_report(role: str, evaluation_uri: str, overall: dict[str, float],
+                 threshold: float) -> ModelReport:
+    """One model's results in a TFMA evaluation (`role` is its TFMA model name)."""
+    # pylint: disable=import-outside-toplevel
+    import tensorflow_model_analysis as tfma
+
+    from components.features import SLICE_FEATURE
+    from pipeline.results import outcome
+
+    result = tfma.load_eval_result(evaluation_uri, model_name=role)
+    metrics = dict(result.slicing_metrics)
+    overall_plot = plot_entry(dict(result.plots).get(()))
+    matrix = confusion_matrix(metric_entry(metrics.get(())), threshold)
+    if matrix is None and overall_plot:
+        matrix = confusion_matrix(overall_plot, threshold)
+    return ModelReport(
+        name=role, title=outcome.ROLE_TITLES[role], color=ROLE_COLORS[role],
+        overall=overall, confusion=matrix, pr_curve=pr_curve(overall_plot or {}),
+        operating_point=operating_point(overall_plot or {}, threshold),
+        calibration=calibration_curve(overall_plot or {}),
+        slices=slice_metrics(result.slicing_metrics, SLICE_FEATURE))
 
 
 # ------------------------------------------------------------- TFMA structures

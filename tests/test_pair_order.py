@@ -1,0 +1,66 @@
+"""Both question orders: the swap equals tokenizing (q2, q1); the exported score is symmetric."""
+
+import numpy as np
+import tensorflow as tf
+from transformers import BertConfig, TFBertModel
+
+from components.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint
+from components.features import PAIR_FEATURES
+from components.model import build_classifier
+from components.pair_order import RandomPairOrder, order_averaged, swap_pair_order
+from components.tokenization import assemble_pair, load_tokenizer_spec, tokenize_questions
+
+FIRST = ["How do I learn Python quickly?", "", "Is it raining?", "a b c d e f g h i j k"]
+SECOND = ["What is the fastest way to learn Python?", "Why?", "", "x"]
+
+
+def _padded_pairs(first: list[str], second: list[str], max_length: int = 128
+                  ) -> dict[str, np.ndarray]:
+    spec = load_tokenizer_spec(resolve_checkpoint(DEFAULT_CHECKPOINT))
+    ids1, ids2 = tokenize_questions(tf.constant(first), tf.constant(second), spec)
+    pair = assemble_pair(ids1, ids2, spec, max_length)
+    return {name: pair[name].to_tensor().numpy().astype(np.int32) for name in PAIR_FEATURES}
+
+
+def test_swap_equals_tokenizing_the_other_order():
+    given = _padded_pairs(FIRST, SECOND)
+    expected = _padded_pairs(SECOND, FIRST)
+    swapped = {name: value.numpy() for name, value in swap_pair_order(given).items()}
+    for name in PAIR_FEATURES:
+        np.testing.assert_array_equal(swapped[name], expected[name], err_msg=name)
+    again = swap_pair_order(swapped)  # swapping twice gives the pair back
+    for name in PAIR_FEATURES:
+        np.testing.assert_array_equal(again[name].numpy(), given[name], err_msg=name)
+
+
+def _tiny_classifier(random_pair_order: bool = False):
+    tf.random.set_seed(0)
+    encoder = TFBertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64))
+    return build_classifier(encoder, random_pair_order=random_pair_order)
+
+
+def test_exported_score_is_the_mean_of_both_orders_and_symmetric():
+    classifier = _tiny_classifier()
+    given, other = _padded_pairs(FIRST, SECOND), _padded_pairs(SECOND, FIRST)
+    averaged = order_averaged(classifier)
+    expected = (classifier(given).numpy() + classifier(other).numpy()) / 2
+    np.testing.assert_allclose(averaged(given).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(averaged(other).numpy(), averaged(given).numpy(), atol=1e-5)
+    assert not np.allclose(classifier(given).numpy(), classifier(other).numpy(), atol=1e-4)
+
+
+def test_random_order_swaps_some_pairs_in_training_only():
+    layer = RandomPairOrder()
+    given = _padded_pairs(FIRST * 8, SECOND * 8)
+    swapped = {name: value.numpy() for name, value in swap_pair_order(given).items()}
+    tf.random.set_seed(1)
+    trained_on = layer(given, training=True)
+    kept = np.all(trained_on["input_ids"].numpy() == given["input_ids"], axis=1)
+    turned = np.all(trained_on["input_ids"].numpy() == swapped["input_ids"], axis=1)
+    assert np.all(kept | turned) and kept.sum() > 0 and (turned & ~kept).sum() > 0
+    for name in PAIR_FEATURES:  # a row is swapped in all its features or in none
+        row_swapped = np.all(trained_on[name].numpy() == swapped[name], axis=1)
+        np.testing.assert_array_equal(row_swapped | kept, np.ones_like(kept))
+    inferred = layer(given, training=False)
+    np.testing.assert_array_equal(inferred["input_ids"].numpy(), given["input_ids"])
