@@ -27,7 +27,7 @@ class Hyperparameters:
     checkpoint: str = DEFAULT_CHECKPOINT
     learning_rate: float = 5e-5
     batch_size: int = 32
-    epochs: int = 3
+    epochs: int = 1
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
@@ -36,7 +36,7 @@ class Hyperparameters:
     eval_batch_size: int = 64
     distribution_strategy: str = "none"
     mixed_precision: str = "auto"
-    pair_order: str = "both"
+    pair_order: str = "given"
 
     def __post_init__(self) -> None:
         for name, choices in (("distribution_strategy", DISTRIBUTION_STRATEGIES),

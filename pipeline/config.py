@@ -134,9 +134,9 @@ class PipelineConfig:
     epochs: int = Hyperparameters.epochs
     learning_rate: float = Hyperparameters.learning_rate
     batch_size: int = Hyperparameters.batch_size
-    # All 8,000 pairs of the bundled sample; caps larger data (0: no cap). With bf16 and
-    # no wasted work, 3 epochs fit the time 7,000 pairs x 2 epochs took before.
-    max_train_examples: int | None = 8000
+    # All 24,000 pairs of the bundled sample, once; caps larger data (0: no cap). Distinct
+    # pairs buy more than epochs: 24,000 x 1 beat 8,000 x 3 on dev.tsv (0.839 vs 0.822).
+    max_train_examples: int | None = 24000
     # Training pairs the not-fine-tuned model's cosine -> probability map is fitted on.
     not_fine_tuned_examples: int = 4000
     seed: int = Hyperparameters.seed
