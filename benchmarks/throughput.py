@@ -6,7 +6,7 @@
 (a) Training: pairs/s of the Trainer's own model (`build_classifier` on the
     checkpoint), optimizer (`compile_classifier`), precision policy and bucketed
     input pipeline (`bucketed_batches`), on N pairs of FILE tokenized in-graph as
-    Transform does, after warm-up steps that are not timed.
+    Transform does, after an untimed warm-up pass (so no timed step traces a graph).
 (b) Serving (with --model): pairs/s of the SavedModel's `predict_text` signature,
     raw text in (tokenization included), at batch 64 and at batch 1, in file order.
 Prints a table, then as its last line one JSON object:
@@ -74,16 +74,17 @@ def tokenized_dataset(pairs: list[QqpPair], checkpoint_dir: str, max_length: int
 
 def train_pairs_per_second(pairs: list[QqpPair], checkpoint: str, policy: str,
                            batch_size: int, max_length: int) -> float:
-    """Pairs/s of Keras fit steps after WARMUP_STEPS untimed ones."""
+    """Pairs/s of Keras fit steps over the pairs, after an untimed pass over them."""
     checkpoint_dir = resolve_checkpoint(checkpoint)
     steps = max(1, math.ceil(len(pairs) / batch_size))
     hparams = Hyperparameters(checkpoint=checkpoint, batch_size=batch_size)
     with keras_policy(policy):
         model = build_classifier(load_tf_bert(checkpoint_dir))
-        compile_classifier(model, hparams, WARMUP_STEPS + steps)
+        compile_classifier(model, hparams, WARMUP_STEPS + 2 * steps)
     batches = iter(bucketed_batches(tokenized_dataset(pairs, checkpoint_dir, max_length),
                                     batch_size, seed=0))
-    model.fit(batches, steps_per_epoch=WARMUP_STEPS, epochs=1, verbose=0)
+    # Warm-up: one untimed pass, so every length bucket's step is traced before timing.
+    model.fit(batches, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0)
     started = time.perf_counter()
     model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
     return steps * batch_size / (time.perf_counter() - started)
