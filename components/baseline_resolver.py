@@ -16,7 +16,6 @@ from tfx.components.evaluator import constants
 from components.blessings import is_blessed
 
 
-
 class LatestBlessedOtherThanCandidateStrategy(tfx.dsl.experimental.ResolverStrategy):
     """Inputs: `model`, `model_blessing` (all of each), `candidate`. Output: `model` (0 or 1)."""
 

@@ -18,6 +18,7 @@ from tfx.types import artifact_utils, standard_component_specs
 
 from components.blessings import NO_BASELINE_KEY, write_blessing
 
+
 class Executor(evaluator_executor.Executor):
     """Runs TFMA when a baseline model is given; otherwise blesses with `no_baseline`."""
 

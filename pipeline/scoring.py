@@ -11,6 +11,8 @@ import numpy as np
 from components.features import DECISION_THRESHOLD
 from components.qqp_records import QqpDataError, QqpPair, read_tsv_pairs
 
+STDIN = "-"  # `--input -` reads standard input
+
 
 def resolve_model_dir(model: str) -> str:
     """A SavedModel directory: `model` itself, or its newest integer version subdirectory."""
@@ -24,9 +26,6 @@ def resolve_model_dir(model: str) -> str:
     if not versions:
         raise QqpDataError(f"{model}: neither a SavedModel nor a directory of numbered versions")
     return os.path.join(model, max(versions, key=int))
-
-
-STDIN = "-"
 
 
 def read_pairs(path: str, require_label: bool, allow_empty: bool = False) -> list[QqpPair]:

@@ -7,10 +7,13 @@ import json
 import os
 import sys
 import warnings
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from pipeline.cli.parser import build_parser, compile_config_from_args, config_from_args
 from pipeline.config import COMPONENT_IDS, ConfigError
+
+if TYPE_CHECKING:
+    from components.qqp_records import QqpPair
 
 # Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
 # 3 not blessed with --fail-if-not-blessed.
@@ -75,10 +78,10 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
 
 
-def _pairs_to_predict(args: argparse.Namespace) -> list:
+def _pairs_to_predict(args: argparse.Namespace) -> list[QqpPair]:
     """The pairs `predict` scores: one from --question1/--question2, or those of --input."""
     from pipeline import scoring  # pylint: disable=import-outside-toplevel
-    from components.qqp_records import QqpPair  # pylint: disable=import-outside-toplevel
+    from components.qqp_records import QqpPair  # pylint: disable=import-outside-toplevel,redefined-outer-name
 
     one_pair = (args.question1, args.question2)
     if args.input is not None:
