@@ -11,6 +11,9 @@ VENV_STAMP := .venv/.synced
 run: $(VENV_STAMP)
 	.venv/bin/qqp-tfx run $(ARGS)
 
+# Two pytest-xdist workers, one test file each at a time (module fixtures are built once).
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
 test: $(VENV_STAMP)
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
