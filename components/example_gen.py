@@ -7,11 +7,8 @@ one worker so that errors can name the exact row.
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
-import json
 import os
-from typing import Any, Dict, Iterator, Sequence
+from typing import Any, Dict, Iterator
 
 import apache_beam as beam
 import tensorflow as tf
@@ -21,7 +18,6 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 
 from components import qqp_records
-from components.implied_pairs import ImpliedPairCounts, with_implied_pairs
 from components.qqp_records import HF_SUFFIXES, TSV_SUFFIX, QqpDataError, QqpPair
 
 
@@ -60,24 +56,11 @@ def to_tf_example(pair: QqpPair) -> tf.train.Example:
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def read_pairs_with_implied(paths: Sequence[str]) -> Iterator[QqpPair]:
-    """The pairs of all `paths`, in order, each followed by the pairs it implies."""
-    counts = ImpliedPairCounts()
-    yield from with_implied_pairs(itertools.chain.from_iterable(map(read_pairs, paths)),
-                                  counts)
-    logging.info("Implied pairs of %s: %s", paths, counts)
-    for name, value in dataclasses.asdict(counts).items():
-        beam.metrics.Metrics.counter("implied_pairs", name).inc(value)
-
-
-def _split_name(exec_properties: Dict[str, Any], split_pattern: str) -> str:
-    input_config = json.loads(exec_properties[standard_component_specs.INPUT_CONFIG_KEY])
-    return next(split["name"] for split in input_config["splits"]
-                if split["pattern"] == split_pattern)
-
-
-def _read_split(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_pattern: str,
-                implied_pairs_split: str | None) -> beam.pvalue.PCollection:
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def _QqpToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
+                  split_pattern: str) -> beam.pvalue.PCollection:
     """Reads every file matching `split_pattern` under the input base."""
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
                            split_pattern)
@@ -85,32 +68,10 @@ def _read_split(pipeline: beam.Pipeline, exec_properties: Dict[str, Any], split_
     if not files:
         raise QqpDataError(f"{pattern}: no input file matches")
     logging.info("Reading QQP pairs from %s", files)
-    if _split_name(exec_properties, split_pattern) == implied_pairs_split:
-        # One worker reads the split's files in order: implied pairs span files.
-        pairs = (pipeline
-                 | "ListFiles" >> beam.Create([files])
-                 | "ReadPairsWithImplied" >> beam.FlatMap(read_pairs_with_implied))
-    else:
-        pairs = (pipeline
-                 | "ListFiles" >> beam.Create(files)
-                 | "ReadPairs" >> beam.FlatMap(read_pairs))
-    return pairs | "ToTFExample" >> beam.Map(to_tf_example)
-
-
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _QqpToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                  split_pattern: str) -> beam.pvalue.PCollection:
-    return _read_split(pipeline, exec_properties, split_pattern, implied_pairs_split=None)
-
-
-@beam.ptransform_fn
-@beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(tf.train.Example)
-def _QqpToExampleWithImpliedPairs(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
-                                  split_pattern: str) -> beam.pvalue.PCollection:
-    return _read_split(pipeline, exec_properties, split_pattern, implied_pairs_split="train")
+    return (pipeline
+            | "ListFiles" >> beam.Create(files)
+            | "ReadPairs" >> beam.FlatMap(read_pairs)
+            | "ToTFExample" >> beam.Map(to_tf_example))
 
 
 class Executor(BaseExampleGenExecutor):
@@ -118,10 +79,3 @@ class Executor(BaseExampleGenExecutor):
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _QqpToExample
-
-
-class ImpliedPairsExecutor(BaseExampleGenExecutor):
-    """Like `Executor`, and adds the pairs implied by transitivity to the train split."""
-
-    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        return _QqpToExampleWithImpliedPairs

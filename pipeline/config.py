@@ -70,7 +70,6 @@ RULES: dict[str, Rule] = {
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
     "pair_order": Rule(str, choices=PAIR_ORDERS),
-    "implied_pairs": Rule(bool),
 }
 
 
@@ -147,8 +146,6 @@ class PipelineConfig:
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
-    # Add the pairs implied by transitivity (a~b, b~c: a~c; a~b, b!~c: a!~c) to training.
-    implied_pairs: bool = False
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -16,7 +16,7 @@ from components.blessed_model_evaluator import BlessedModelEvaluator
 from components.blessing_gate import BlessingGate
 from components.data_gate import DataValidationGate
 from components.hyperparameters import Hyperparameters
-from pipeline.config import PIPELINE_NAME, ConfigError, PipelineConfig
+from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
 from pipeline.evaluation import blessed_model_eval_config, not_fine_tuned_eval_config
 from pipeline.fingerprint import code_fingerprint
@@ -28,11 +28,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
 
 
-def _example_gen(data_input: DataInput, implied_pairs: bool) -> FileBasedExampleGen:
-    if implied_pairs and "train" not in data_input.split_patterns:
-        raise ConfigError("--implied-pairs needs a train file of its own (a directory with "
-                          "train.tsv and dev.tsv, or train and validation files): pairs "
-                          "implied across a hash split would leak eval questions into training")
+def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
     input_config = example_gen_pb2.Input(splits=[
         example_gen_pb2.Input.Split(name=name, pattern=pattern)
         for name, pattern in data_input.split_patterns.items()])
@@ -45,8 +41,7 @@ def _example_gen(data_input: DataInput, implied_pairs: bool) -> FileBasedExample
         input_base=data_input.input_base,
         input_config=input_config,
         output_config=output_config,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(
-            example_gen.ImpliedPairsExecutor if implied_pairs else example_gen.Executor),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
     ).with_id("QqpExampleGen")
 
 
@@ -99,7 +94,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
     by TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI
     can run.
     """
-    examples_gen = _example_gen(data_input, config.implied_pairs)
+    examples_gen = _example_gen(data_input)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file or str(SCHEMA_FILE))
     statistics_gen = tfx.components.StatisticsGen(
         examples=examples_gen.outputs["examples"], schema=schema_importer.outputs["schema"])

@@ -47,27 +47,6 @@ def test_ingests_validates_and_caches(small_qqp_dir: Path, tmp_path: Path, capsy
     assert "train: 121 pairs" in capsys.readouterr().out
 
 
-def test_implied_pairs_are_added_to_the_train_split_only(tmp_path: Path, capsys):
-    data = tmp_path / "qqp"
-    data.mkdir()
-    rows = ["1\t1\t2\tWho is he?\tWho's he?\t1", "2\t2\t3\tWho's he?\tWho is this man?\t1",
-            "3\t3\t4\tWho is this man?\tWhy?\t0"]
-    write_tsv(data / "train.tsv", rows)
-    write_tsv(data / "dev.tsv", rows)
-    assert _run_cli(data, tmp_path, "--implied-pairs") == 0
-    # implied: "Who is he?" ~ "Who is this man?"; "Who is he?" and "Who's he?" !~ "Why?"
-    assert "train: 6 pairs" in capsys.readouterr().out
-    statistics = run_results.latest_run(
-        str(tmp_path / "metadata.sqlite"))["StatisticsGen"].output_uri("statistics")
-    assert label_counts(load_split_statistics(statistics, "train")) == {"0": 3, "1": 3}
-    assert load_split_statistics(statistics, "eval").num_examples == 3
-
-
-def test_implied_pairs_refuse_a_hash_split_file(small_qqp_dir: Path, tmp_path: Path, capsys):
-    assert _run_cli(small_qqp_dir / "train.tsv", tmp_path, "--implied-pairs") != 0
-    assert "--implied-pairs needs a train file of its own" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize("content, message", [
     (b"", "train.tsv: the file is empty"),
     (b"1\t1\t2\ta\tb\t1\n", "train.tsv: line 1: expected the header"),

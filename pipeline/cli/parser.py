@@ -60,11 +60,6 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="both: train on each pair in a random order and score the mean "
                                "of (question1, question2) and (question2, question1); given: "
                                f"question1 first only [default: {defaults.pair_order}]")
-    training.add_argument("--implied-pairs", action="store_true", default=None,
-                          help="add to the training split the pairs its labels imply: if a~b "
-                               "and b~c then a~c, if a~b and b!~c then a!~c (questions "
-                               "matched by exact text; each right after the pair that implies "
-                               "it, with a negative id) [default: off]")
     training.add_argument("--distribution-strategy", default=None,
                           choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer "
