@@ -34,6 +34,7 @@ from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
 from components.pair_order import order_averaged
 from components.precision import resolve_policy
+from components.training_progress import TrainingEta
 
 
 def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps: int) -> None:
@@ -137,7 +138,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
                        log_dir=scratch or fn_args.model_run_dir,
                        update_freq=max(1, steps_per_epoch // 20)),
-                   keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True)],
+                   keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
+                   TrainingEta(hparams.epochs)],
         verbose=1)
     if not scratch and tf.io.gfile.exists(backup_dir):  # done: nothing left to resume
         tf.io.gfile.rmtree(backup_dir)

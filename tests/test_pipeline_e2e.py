@@ -11,6 +11,7 @@ rate 1e-9) gated against the not-fine-tuned model and the blessed version 1.
 
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -93,6 +94,9 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     assert ("BLESSED: clears the floors and beats the not-fine-tuned model on accuracy and F1; "
             "no model was blessed before") in output
     assert f"pushed to: {version_dir}" in output
+    assert re.search(r"Training: epoch 4/5 done, [\d.]+ min elapsed, about [\d.]+ min left",
+                     output)  # the whole run's ETA, after each epoch
+    assert "Training: epoch 5/5 done" in output
 
 
 def test_pushed_model_serves_raw_text_in_a_fresh_process(workspace: Path):
