@@ -24,6 +24,8 @@ class TrainingEta(keras.callbacks.Callback):
 
     The estimate is the mean duration of the epochs this process trained, times
     the epochs left; a run resumed from a backup counts only its own epochs.
+    The line is printed when the next epoch begins (or training ends), after
+    Keras' progress bar has finished the epoch's line.
     """
 
     def __init__(self, epochs: int, stream: TextIO | None = None,
@@ -36,8 +38,10 @@ class TrainingEta(keras.callbacks.Callback):
         self._now = now
         self._started_at: float | None = None
         self._first_epoch = 0
+        self._pending_line: str | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._print_pending_line()
         if self._started_at is None:
             self._started_at = self._clock()
             self._first_epoch = epoch
@@ -50,4 +54,12 @@ class TrainingEta(keras.callbacks.Callback):
             left = elapsed / (done - self._first_epoch) * (self._epochs - done)
             ends = self._now() + datetime.timedelta(seconds=left)
             line += f", about {_minutes(left)} left (ends about {ends:%H:%M})"
-        print(line, file=self._stream or sys.stdout, flush=True)
+        self._pending_line = line
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._print_pending_line()
+
+    def _print_pending_line(self) -> None:
+        if self._pending_line is not None:
+            print(self._pending_line, file=self._stream or sys.stdout, flush=True)
+            self._pending_line = None
