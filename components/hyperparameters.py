@@ -37,9 +37,6 @@ class Hyperparameters:
     distribution_strategy: str = "none"
     mixed_precision: str = "auto"
     pair_order: str = "given"
-    # Decay of the exponential moving average of the weights over the second half of
-    # training, exported instead of the last weights (components.weight_averaging); 0: off.
-    weight_averaging: float = 0.0
 
     def __post_init__(self) -> None:
         for name, choices in (("distribution_strategy", DISTRIBUTION_STRATEGIES),
@@ -47,8 +44,6 @@ class Hyperparameters:
                               ("pair_order", PAIR_ORDERS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        if not 0.0 <= self.weight_averaging < 1.0:
-            raise ValueError(f"weight_averaging must be >= 0 and < 1, got {self.weight_averaging}")
 
     @classmethod
     def from_custom_config(cls, custom_config: Mapping[str, Any] | None) -> "Hyperparameters":

@@ -35,7 +35,6 @@ from components.model import build_classifier
 from components.pair_order import order_averaged
 from components.precision import resolve_policy
 from components.training_progress import TrainingEta
-from components.weight_averaging import WeightAveraging
 
 
 def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps: int) -> None:
@@ -123,8 +122,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     with keras_policy(policy), (strategy.scope() if strategy else contextlib.nullcontext()):
         model = build_classifier(load_tf_bert(checkpoint_dir), pooling=hparams.pooling,
                                  random_pair_order=both_orders)
-        total_steps = steps_per_epoch * hparams.epochs
-        compile_classifier(model, hparams, total_steps)
+        compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
     # Every worker of a multi-worker job trains and saves (saving is collective); only the
     # chief writes the Trainer's outputs, the other workers write to a scratch directory.
     scratch = None if _is_chief(strategy) else tempfile.mkdtemp(prefix="worker-")
@@ -132,19 +130,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     if tf.io.gfile.exists(backup_dir):
         logging.warning("Resuming training from the last completed epoch backed up in %s "
                         "(an earlier run with the same inputs was interrupted)", backup_dir)
-    callbacks = [keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
-                     log_dir=scratch or fn_args.model_run_dir,
-                     update_freq=max(1, steps_per_epoch // 20)),
-                 keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
-                 TrainingEta(hparams.epochs)]
-    if hparams.weight_averaging:
-        callbacks.append(WeightAveraging(hparams.weight_averaging, start_step=total_steps // 2))
     model.fit(
         training_inputs.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
                                          hparams.seed, hparams.max_train_examples),
         epochs=hparams.epochs,
         steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
+        callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
+                       log_dir=scratch or fn_args.model_run_dir,
+                       update_freq=max(1, steps_per_epoch // 20)),
+                   keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
+                   TrainingEta(hparams.epochs)],
         verbose=1)
     if not scratch and tf.io.gfile.exists(backup_dir):  # done: nothing left to resume
         tf.io.gfile.rmtree(backup_dir)

@@ -70,8 +70,6 @@ RULES: dict[str, Rule] = {
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
     "pair_order": Rule(str, choices=PAIR_ORDERS),
-    "weight_averaging": Rule(float, "a number >= 0 and < 1 (0: off)",
-                             lambda value: 0.0 <= value < 1.0),
 }
 
 
@@ -148,7 +146,6 @@ class PipelineConfig:
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
-    weight_averaging: float = Hyperparameters.weight_averaging  # EMA decay; 0: last weights
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -169,8 +166,7 @@ class PipelineConfig:
             batch_size=self.batch_size, epochs=self.epochs, seed=self.seed,
             max_train_examples=self.max_train_examples,
             distribution_strategy=self.distribution_strategy,
-            mixed_precision=self.mixed_precision, pair_order=self.pair_order,
-            weight_averaging=self.weight_averaging)
+            mixed_precision=self.mixed_precision, pair_order=self.pair_order)
 
     def not_fine_tuned_hyperparameters(self) -> Hyperparameters:
         """The not-fine-tuned model: the checkpoint, and the pairs its threshold is fitted on."""

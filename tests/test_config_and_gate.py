@@ -63,7 +63,6 @@ def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
     (["--max-train-examples=-1"], "--max-train-examples: -1 is not allowed"),
     (["--min-f1", "1.5"], "--min-f1: 1.5 is not allowed; expected a number from 0 to 1"),
     (["--baseline-margin=-0.1"], "--baseline-margin: -0.1 is not allowed; expected a number >= 0"),
-    (["--weight-averaging", "1"], "--weight-averaging: 1.0 is not allowed; expected a number >= 0 and < 1"),
     (["--until", "Evaluatr"], "--until: 'Evaluatr' is not allowed; expected one of QqpExampleGen"),
     (["--checkpoint", "./no-such-checkpoint"], "checkpoint './no-such-checkpoint': no such directory"),
 ])

@@ -60,10 +60,6 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           help="both: train on each pair in a random order and score the mean "
                                "of (question1, question2) and (question2, question1); given: "
                                f"question1 first only [default: {defaults.pair_order}]")
-    training.add_argument("--weight-averaging", type=float, default=None, metavar="DECAY",
-                          help="export the exponential moving average of the weights over the "
-                               "second half of training, with this decay per step (e.g. 0.999); "
-                               f"0: the last weights [default: {defaults.weight_averaging}]")
     training.add_argument("--distribution-strategy", default=None,
                           choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer "
