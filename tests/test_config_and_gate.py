@@ -29,6 +29,13 @@ def test_unknown_config_key(tmp_path: Path):
         PipelineConfig().with_overrides(load_config_file(str(config_file)))
 
 
+def test_the_full_data_recipe_is_a_valid_config():
+    recipe = Path(__file__).resolve().parents[1] / "configs" / "full.yaml"
+    config = PipelineConfig().with_overrides(load_config_file(str(recipe)))
+    hparams = config.hyperparameters()
+    assert (config.max_train_examples, hparams.epochs, hparams.learning_rate) == (0, 2, 5e-5)
+
+
 def test_config_file_that_is_not_a_mapping(tmp_path: Path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text("- a\n- b\n")
