@@ -56,15 +56,18 @@ def test_anomalies_are_described_in_plain_words():
 
 def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
     config_file = tmp_path / "run.yaml"
-    config_file.write_text("learning-rate: 2e-5\nepochs: '3'\nbeam-pipeline-args: [--a, --b]\n")
+    config_file.write_text("learning-rate: 2e-5\nepochs: '3'\nwarmup-ratio: 0.06\n"
+                           "beam-pipeline-args: [--a, --b]\n")
     config = PipelineConfig().with_overrides(load_config_file(str(config_file)))
     assert config.learning_rate == 2e-5 and config.epochs == 3
+    assert config.hyperparameters().warmup_ratio == 0.06
     assert config.beam_pipeline_args == ["--a", "--b"]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs: 0 is not allowed; expected an integer >= 1"),
     (["--learning-rate=-1e-5"], "--learning-rate: -1e-05 is not allowed; expected a number > 0"),
+    (["--warmup-ratio", "1"], "--warmup-ratio: 1.0 is not allowed; expected a number from 0 to"),
     (["--batch-size", "0"], "--batch-size: 0 is not allowed; expected an integer >= 1"),
     (["--max-seq-length", "4"], "--max-seq-length: 4 is not allowed; expected an integer >= 8"),
     (["--max-train-examples=-1"], "--max-train-examples: -1 is not allowed"),

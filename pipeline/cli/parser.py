@@ -19,9 +19,11 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     defaults = PipelineConfig()
     run = subparsers.add_parser(
         "run", help="run the pipeline locally (LocalDagRunner)",
-        description="Ingest and validate QQP data with TFX on this machine. Options "
+        description="Run the whole pipeline on this machine: ingest and validate the data, "
+                    "tokenize, fine-tune, evaluate, gate and push. Options "
                     "override values from --config; both override the defaults shown.")
-    run.add_argument("--config", help="YAML or JSON file whose keys are these option names")
+    run.add_argument("--config", help="YAML or JSON file whose keys are these option names "
+                                         "(--no-cache is enable-cache: false)")
     run.add_argument("--data", default=None,
                      help="GLUE-format TSV file, a directory with train.tsv and dev.tsv "
                           "(or HF parquet/arrow files), or hf:NAME[:CONFIG] such as "
@@ -47,6 +49,10 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                                f"[default: {defaults.max_seq_length}]")
     training.add_argument("--learning-rate", type=float, default=None,
                           help=f"peak AdamW learning rate [default: {defaults.learning_rate}]")
+    training.add_argument("--warmup-ratio", type=float, default=None,
+                          help="fraction of the training steps spent warming the learning "
+                               "rate up linearly from 0; then it decays linearly to 0 "
+                               f"[default: {defaults.warmup_ratio}]")
     training.add_argument("--batch-size", type=int, default=None,
                           help=f"training batch size [default: {defaults.batch_size}]")
     training.add_argument("--seed", type=int, default=None,
