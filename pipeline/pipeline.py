@@ -11,14 +11,14 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import example_gen, serving_pusher
-from components.baseline_resolver import LatestBlessedOtherThanCandidateStrategy
-from components.blessed_model_evaluator import BlessedModelEvaluator
 from components.blessing_gate import BlessingGate
 from components.data_gate import DataValidationGate
 from components.hyperparameters import Hyperparameters
+from components.served_model import ServedModel
+from components.served_model_evaluator import ServedModelEvaluator
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
-from pipeline.evaluation import blessed_model_eval_config, not_fine_tuned_eval_config
+from pipeline.evaluation import not_fine_tuned_eval_config, served_model_eval_config
 from pipeline.fingerprint import code_fingerprint
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
@@ -26,6 +26,9 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 # load the transform graph and the model, whose tensorflow_text ops exist only once
 # tensorflow_text is imported: Beam imports its plugins first in every worker.
 TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
+# Nodes that read state ML Metadata does not track (the serving directory): every runner
+# must execute them on every run, never reuse their outputs from its cache.
+UNCACHED_NODES = ("ServedModel",)
 
 
 def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
@@ -55,24 +58,6 @@ def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_
                        "code_fingerprint": code_fingerprint(run_fn.rsplit(".", 1)[0])})
 
 
-def _latest_blessed_resolver(trainer: tfx.components.Trainer,
-                             query_resolvers_only: bool) -> tfx.dsl.Resolver:
-    """The latest model the BlessingGate blessed (none before the first blessing)."""
-    # Every Model of the pipeline: only those blessed by the BlessingGate are candidates.
-    # (A channel naming the Trainer as producer would be merged with `candidate` below.)
-    model = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
-    model_blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                     producer_component_id="BlessingGate", output_key="blessing")
-    if query_resolvers_only:
-        return tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=model, model_blessing=model_blessing).with_id("LatestBlessedResolver")
-    return tfx.dsl.Resolver(
-        strategy_class=LatestBlessedOtherThanCandidateStrategy,
-        model=model, model_blessing=model_blessing, candidate=trainer.outputs["model"],
-    ).with_id("LatestBlessedResolver")
-
-
 def _beam_args(args: list[str]) -> list[str]:
     """The user's Beam args (none: in-process DirectRunner) and, with them, the text ops."""
     return [*args, TEXT_OPS_BEAM_ARG] if args and TEXT_OPS_BEAM_ARG not in args else list(args)
@@ -84,15 +69,14 @@ def _local_or_remote(path: str) -> str:
 
 
 def create_pipeline(config: PipelineConfig, data_input: DataInput,
-                    metadata_connection_config=None, *, schema_file: str | None = None,
-                    query_resolvers_only: bool = False) -> tfx.dsl.Pipeline:
+                    metadata_connection_config=None, *, schema_file: str | None = None
+                    ) -> tfx.dsl.Pipeline:
     """Builds the whole pipeline, from ingestion to the Pusher.
 
-    For orchestrators that run the components in containers (`pipeline.runners.vertex`):
-    `schema_file` is the curated schema's path as the containers see it (default:
-    this checkout's), and `query_resolvers_only` replaces the latest-blessed resolver
-    by TFX's LatestBlessedModelStrategy, the kind Kubeflow Pipelines v2 and Vertex AI
-    can run.
+    The same graph runs on every runner; each runner must switch the cache off for
+    `UNCACHED_NODES`. For orchestrators that run the components in containers
+    (`pipeline.runners.vertex`), `schema_file` is the curated schema's path as the
+    containers see it (default: this checkout's).
     """
     examples_gen = _example_gen(data_input)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file or str(SCHEMA_FILE))
@@ -121,34 +105,36 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         baseline_model=not_fine_tuned.outputs["model"],
         example_splits=["eval"],
         eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1))
-    latest_blessed = _latest_blessed_resolver(trainer, query_resolvers_only)
-    blessed_model_evaluator = BlessedModelEvaluator(
+    serving_dir = _local_or_remote(config.model_serving_dir)
+    served_model = ServedModel(serving_dir=serving_dir).with_id("ServedModel")
+    # Read once the candidate exists, so the snapshot is as recent as it can be.
+    served_model.add_upstream_node(trainer)
+    served_model_evaluator = ServedModelEvaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=latest_blessed.outputs["model"],
+        baseline_model=served_model.outputs["model"],
         example_splits=["eval"],
-        eval_config=blessed_model_eval_config(config.baseline_margin),
-    ).with_id("BlessedModelEvaluator")
+        eval_config=served_model_eval_config(config.baseline_margin),
+    ).with_id("ServedModelEvaluator")
     blessing_gate = BlessingGate(
         model=trainer.outputs["model"],
         not_fine_tuned_evaluation=evaluator.outputs["evaluation"],
         not_fine_tuned_blessing=evaluator.outputs["blessing"],
-        blessed_model_evaluation=blessed_model_evaluator.outputs["evaluation"],
-        blessed_model_blessing=blessed_model_evaluator.outputs["blessing"],
+        served_model_evaluation=served_model_evaluator.outputs["evaluation"],
+        served_model_blessing=served_model_evaluator.outputs["blessing"],
     ).with_id("BlessingGate")
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=_local_or_remote(config.model_serving_dir))),
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
         custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor))
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
-                    data_gate, transform, trainer, not_fine_tuned, evaluator, latest_blessed,
-                    blessed_model_evaluator, blessing_gate, pusher],
+                    data_gate, transform, trainer, not_fine_tuned, evaluator, served_model,
+                    served_model_evaluator, blessing_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=_beam_args(config.beam_pipeline_args),

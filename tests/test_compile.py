@@ -25,7 +25,7 @@ TFX_COMMAND = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow
 BEAM_ARGS = ["--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
              "--temp_location=gs://my-bucket/tmp"]
 BEAM_COMPONENTS = ("QqpExampleGen", "StatisticsGen", "Transform", "Evaluator",
-                   "BlessedModelEvaluator")
+                   "ServedModelEvaluator")
 REMOTE = {"data": "gs://my-bucket/qqp", "pipeline_root": "gs://my-bucket/root",
           "serving_dir": "gs://my-bucket/serving"}
 
@@ -77,13 +77,17 @@ def test_spec_names_every_component_with_the_image_and_arguments(compiled):
     local = PipelineConfig()
     local_pipeline = create_pipeline(local, resolve_data(local.data, local.download_dir))
     component_ids = {component.id for component in local_pipeline.components}
-    tasks = set(_tasks(compiled))
-    # The baseline resolver compiles to two query tasks; every other node to one container.
-    assert tasks == (component_ids - {"LatestBlessedResolver"}) | {
-        "LatestBlessedResolver-model-blessing-resolver", "LatestBlessedResolver-model-resolver"}
+    # Every node is one container task: no resolver, no MLMD query picks the baseline.
+    assert set(_tasks(compiled)) == component_ids
+    assert {kind for executor in _executors(compiled).values() for kind in executor} == {
+        "container"}
     containers = {label[:-len("_executor")]: executor["container"]
-                  for label, executor in _executors(compiled).items() if "container" in executor}
-    assert set(containers) == component_ids - {"LatestBlessedResolver"}
+                  for label, executor in _executors(compiled).items()}
+    assert set(containers) == component_ids
+    # The served model is read on every run: Vertex may never take it from its cache.
+    assert {name for name, task in _tasks(compiled).items()
+            if not task.get("cachingOptions", {}).get("enableCache")} == {"ServedModel"}
+    assert "Trainer" in _tasks(compiled)["ServedModel"]["dependentTasks"]
     for name, container in containers.items():
         assert container["image"] == IMAGE, name
         assert container["command"] == TFX_COMMAND, name
@@ -105,14 +109,17 @@ def test_spec_names_every_component_with_the_image_and_arguments(compiled):
     assert trainer_config["mixed_precision"] == "auto"
 
 
-def test_spec_round_trips_through_the_pipeline_spec_proto(compiled):
+def test_spec_parses_strictly_as_the_pipeline_spec_proto(compiled):
     from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=import-outside-toplevel
     from google.protobuf import json_format  # pylint: disable=import-outside-toplevel
 
+    # Strict: an unknown field (a misspelt cachingOptions key, say) raises here.
     spec = json_format.ParseDict(compiled["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     assert spec.pipeline_info.name == "qqp-tfx"
-    assert json_format.MessageToDict(spec) == compiled["pipelineSpec"]
-    assert set(spec.root.dag.tasks) == set(_tasks(compiled))
+    caching = {name: task.caching_options.enable_cache
+               for name, task in spec.root.dag.tasks.items()}
+    assert caching.pop("ServedModel") is False
+    assert set(caching.values()) == {True}
 
 
 def test_project_paths_map_into_the_image(tmp_path):
@@ -220,5 +227,7 @@ def test_compile_command_line(tmp_path):
                      "--image", "example.com/qqp-tfx:test", "--pipeline-root", "gs://b/root",
                      "--data", "gs://b/qqp", "--serving-dir", "gs://b/serving"]) == 0
     spec = json.loads(output.read_text())
-    assert "example.com/qqp-tfx:test" in json.dumps(spec)
-    assert "gs://b/qqp" in json.dumps(spec)
+    assert {executor["container"]["image"] for executor in _executors(spec).values()} == {
+        "example.com/qqp-tfx:test"}
+    assert _parameter(spec, "QqpExampleGen", "input_base") == "gs://b/qqp"
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"

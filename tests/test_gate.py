@@ -14,7 +14,7 @@ import tensorflow_model_analysis as tfma
 
 from components.blessing_gate import decide
 from components.features import LABEL, SLICE_FEATURE
-from pipeline.evaluation import blessed_model_eval_config, not_fine_tuned_eval_config
+from pipeline.evaluation import not_fine_tuned_eval_config, served_model_eval_config
 
 LABELS = np.array([1] * 40 + [0] * 60)
 # Two slices of 50 pairs, each with 20 duplicates.
@@ -63,12 +63,12 @@ def _evaluate(tmp_path: Path, name: str, config: tfma.EvalConfig, candidate: np.
     return str(output), tfma.load_validation_result(str(output)).validation_ok
 
 
-def _gate(tmp_path: Path, candidate, not_fine_tuned, last_blessed, margin: float = 0.0):
+def _gate(tmp_path: Path, candidate, not_fine_tuned, served, margin: float = 0.0):
     nft_uri, nft_ok = _evaluate(tmp_path, "nft", not_fine_tuned_eval_config(0.5, 0.3),
                                 candidate, not_fine_tuned)
-    blessed_uri, blessed_ok = _evaluate(tmp_path, "blessed", blessed_model_eval_config(margin),
-                                        candidate, last_blessed)
-    return decide(nft_uri, nft_ok, blessed_uri, blessed_ok)
+    served_uri, served_ok = _evaluate(tmp_path, "served", served_model_eval_config(margin),
+                                      candidate, served)
+    return decide(nft_uri, nft_ok, served_uri, served_ok, served_version=3)
 
 
 def test_better_than_both_is_blessed(tmp_path: Path):
@@ -76,24 +76,24 @@ def test_better_than_both_is_blessed(tmp_path: Path):
                              _predictions(8, 7))
     assert blessed, reasons
     assert reasons == ["clears the floors and beats the not-fine-tuned model on accuracy and F1",
-                       "not worse than the latest blessed model by more than the margin"]
+                       "not worse than the served model (version 3) by more than the margin"]
 
 
-def test_beating_the_blessed_model_but_not_the_not_fine_tuned_one_is_not_enough(tmp_path):
+def test_beating_the_served_model_but_not_the_not_fine_tuned_one_is_not_enough(tmp_path):
     blessed, reasons = _gate(tmp_path, _predictions(8, 7), _predictions(5, 5),
                              _predictions(10, 10))
     assert not blessed
     assert any(reason.startswith("accuracy is -0.0500 vs the not-fine-tuned model")
                for reason in reasons), reasons
-    assert "not worse than the latest blessed model by more than the margin" in reasons
+    assert "not worse than the served model (version 3) by more than the margin" in reasons
 
 
-def test_beating_the_not_fine_tuned_model_but_falling_behind_the_blessed_one(tmp_path):
+def test_beating_the_not_fine_tuned_model_but_falling_behind_the_served_one(tmp_path):
     blessed, reasons = _gate(tmp_path, _predictions(8, 7), _predictions(10, 10),
                              _predictions(5, 5))
     assert not blessed
     assert reasons[0].startswith("clears the floors and beats the not-fine-tuned model")
-    assert any(reason.startswith("accuracy is -0.0500 vs the latest blessed model")
+    assert any(reason.startswith("accuracy is -0.0500 vs the served model (version 3)")
                for reason in reasons), reasons
 
 
@@ -107,15 +107,15 @@ def test_better_accuracy_but_worse_f1_than_the_not_fine_tuned_model(tmp_path: Pa
     assert not any(reason.startswith("accuracy is") for reason in reasons), reasons
 
 
-def test_better_accuracy_but_worse_f1_than_the_blessed_model(tmp_path: Path):
+def test_better_accuracy_but_worse_f1_than_the_served_model(tmp_path: Path):
     candidate = np.where(np.arange(100) < 15, 0.9, 0.1)  # accuracy 0.75, F1 0.55
-    last_blessed = np.where((np.arange(100) < 38) | (np.arange(100) >= 70), 0.9, 0.1)  # 0.68, 0.70
+    served = np.where((np.arange(100) < 38) | (np.arange(100) >= 70), 0.9, 0.1)  # 0.68, 0.70
     not_fine_tuned = _predictions(40, 0)  # calls nothing a duplicate: accuracy 0.60, F1 0
-    blessed, reasons = _gate(tmp_path, candidate, not_fine_tuned, last_blessed)
+    blessed, reasons = _gate(tmp_path, candidate, not_fine_tuned, served)
     assert not blessed
     assert reasons[0].startswith("clears the floors and beats the not-fine-tuned model")
-    assert [reason.split(" (")[0] for reason in reasons[1:]] == [
-        "F1 is -0.1582 vs the latest blessed model"], reasons
+    assert [reason.split(" (needs")[0] for reason in reasons[1:]] == [
+        "F1 is -0.1582 vs the served model (version 3)"], reasons
 
 
 @pytest.mark.parametrize("margin, expected", [(0.0, False), (0.1, True)])
@@ -125,12 +125,19 @@ def test_margin_allows_a_small_regression(tmp_path: Path, margin: float, expecte
     assert blessed == expected, reasons
 
 
-def test_no_blessed_model_yet(tmp_path: Path):
+@pytest.mark.parametrize("versus_not_fine_tuned", [True, False])
+def test_nothing_served_yet(tmp_path: Path, versus_not_fine_tuned: bool):
+    candidate, not_fine_tuned = _predictions(5, 5), _predictions(10, 10)
+    if not versus_not_fine_tuned:
+        candidate, not_fine_tuned = not_fine_tuned, candidate
     nft_uri, nft_ok = _evaluate(tmp_path, "nft", not_fine_tuned_eval_config(0.5, 0.3),
-                                _predictions(5, 5), _predictions(10, 10))
-    blessed, reasons = decide(nft_uri, nft_ok, str(tmp_path / "unused"), None)
-    assert blessed
-    assert reasons[1] == "no model was blessed before: nothing to compare with"
+                                candidate, not_fine_tuned)
+    assert nft_ok == versus_not_fine_tuned
+    blessed, reasons = decide(nft_uri, nft_ok, str(tmp_path / "no-evaluation"), None,
+                              served_version=0)
+    # With nothing served, the comparison with the not-fine-tuned model decides alone.
+    assert blessed == versus_not_fine_tuned, reasons
+    assert reasons[-1] == "no model is served yet: nothing to compare with"
 
 
 

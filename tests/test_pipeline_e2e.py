@@ -1,12 +1,12 @@
 """The whole pipeline under LocalDagRunner with a tiny random BERT on a few hundred pairs.
 
-The pairs are real bundled ones, with a learnable marker: every duplicate's
-question2 ends in "xylophone". A fine-tuned model learns that in a few steps;
-the cosine of the tiny random encoder's embeddings does not, so the gate's
-comparison with the not-fine-tuned model decides with the real floors.
-One module-scoped workspace is shared by three runs: a good candidate, the same
-run again (all cached, nothing new pushed), and a broken candidate (learning
-rate 1e-9) gated against the not-fine-tuned model and the blessed version 1.
+One module-scoped workspace is shared by four runs of the gate scenario
+(`tests.gate_scenario`): a good candidate (blessed, version 1), the same run
+again (cached up to the gate, which reads the serving directory again; nothing
+new pushed), a reliably worse candidate (better than the not-fine-tuned model,
+worse than version 1: not blessed) and that run again with its Trainer reused
+(not blessed again). `tests/test_run_compiled.py` plays the same scenario on the
+compiled Vertex AI spec.
 """
 
 import io
@@ -22,41 +22,27 @@ import yaml
 
 from pipeline import cli
 from pipeline.results import run_results
-from tests.conftest import sample_rows, write_tsv
+from tests import gate_scenario
+from tests.conftest import write_tsv
 from tests.tiny_bert import make_tiny_checkpoint
 
 ALL_COMPONENTS = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
                   "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel",
-                  "Evaluator", "LatestBlessedResolver", "BlessedModelEvaluator", "BlessingGate",
-                  "Pusher"}
-MARKER = " xylophone"
-
-
-def _marked_rows(split_file: str, count: int) -> list[str]:
-    rows = []
-    for row in sample_rows(split_file, count):
-        columns = row.split("\t")
-        if columns[5] == "1":
-            columns[4] += MARKER
-        rows.append("\t".join(columns))
-    return rows
+                  "Evaluator", "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
+MARKER = gate_scenario.MARKER
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("e2e")
-    data = root / "data"
-    data.mkdir()
-    write_tsv(data / "train.tsv", _marked_rows("train.tsv", 320))
-    write_tsv(data / "dev.tsv", _marked_rows("dev.tsv", 64))
-    config = {"data": str(data), "checkpoint": str(make_tiny_checkpoint(root / "tiny-bert")),
+    config = {"data": str(gate_scenario.write_data(root / "data")),
+              "checkpoint": str(make_tiny_checkpoint(root / "tiny-bert")),
               "pipeline-root": str(root / "pipeline"), "metadata": str(root / "md.sqlite"),
-              "serving-dir": str(root / "serving"), "epochs": 5, "batch-size": 16,
-              "max-seq-length": 64, "learning-rate": 1e-3, "not-fine-tuned-examples": 200,
-              "min-accuracy": 0.7, "min-f1": 0.6, "baseline-margin": 0.0}
-    (root / "good.yaml").write_text(yaml.safe_dump(config))
-    broken = {**config, "learning-rate": 1e-9}  # the head stays where it started
-    (root / "broken.yaml").write_text(yaml.safe_dump(broken))
+              "serving-dir": str(root / "serving"), **gate_scenario.TRAINING}
+    (root / "good.yaml").write_text(yaml.safe_dump(
+        {**config, "max-seq-length": gate_scenario.GOOD_MAX_SEQ_LENGTH}))
+    (root / "worse.yaml").write_text(yaml.safe_dump(
+        {**config, "max-seq-length": gate_scenario.WORSE_MAX_SEQ_LENGTH}))
     return root
 
 
@@ -81,7 +67,8 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     assert not any(result.cached for result in run.values())
     assert _blessed(run)
     assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
-    assert not run["BlessedModelEvaluator"].inputs.get("baseline_model")  # none blessed yet
+    served = run["ServedModel"].outputs["model"][0]
+    assert served.custom_properties["served_version"].int_value == 0  # nothing served yet
     assert _versions(workspace) == ["1"]
     version_dir = workspace / "serving" / "qqp" / "1"
     assert (version_dir / "saved_model.pb").is_file()
@@ -90,9 +77,9 @@ def test_good_candidate_is_blessed_and_pushed(workspace: Path, capsys):
     output = capsys.readouterr().out
     for row in ("fine-tuned candidate", "not fine-tuned (cosine)", "majority class"):
         assert row in output
-    assert "latest blessed model" not in output.split("BLESSED")[0]  # no such row yet
+    assert "served model" not in output.split("BLESSED")[0]  # no such row yet
     assert ("BLESSED: clears the floors and beats the not-fine-tuned model on accuracy and F1; "
-            "no model was blessed before") in output
+            "no model is served yet") in output
     assert f"pushed to: {version_dir}" in output
     assert re.search(r"Training: epoch 4/5 done, [\d.]+ min elapsed, about [\d.]+ min left",
                      output)  # the whole run's ETA, after each epoch
@@ -123,30 +110,52 @@ def test_pushed_model_serves_raw_text_in_a_fresh_process(workspace: Path):
     assert answer["modules"] == []
 
 
-def test_unchanged_rerun_is_cached_and_pushes_nothing(workspace: Path):
+def test_unchanged_rerun_reads_the_served_model_again_and_pushes_nothing(workspace: Path,
+                                                                          capsys):
     run = _run(workspace, "good.yaml")
-    for component in ("QqpExampleGen", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
-                      "BlessedModelEvaluator", "BlessingGate"):
+    for component in ("QqpExampleGen", "Transform", "Trainer", "NotFineTunedModel", "Evaluator"):
         assert run[component].cached, component
+    # The gate's side reads the serving directory: it runs again, and so does the Pusher.
+    for component in ("ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"):
+        assert not run[component].cached, component
+    assert _blessed(run)  # the candidate is version 1 itself: not worse than it
+    assert "already served as" in capsys.readouterr().out
+    pushed = run["Pusher"].outputs["pushed_model"][0]
+    assert pushed.custom_properties["already_served"].int_value == 1
     assert _versions(workspace) == ["1"]
 
 
-def test_broken_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys):
-    assert cli.main(["run", "--config", str(workspace / "broken.yaml"),
+def _worse_run(workspace: Path, capsys) -> tuple[dict[str, run_results.NodeResult], str]:
+    assert cli.main(["run", "--config", str(workspace / "worse.yaml"),
                      "--fail-if-not-blessed"]) == cli.EXIT_NOT_BLESSED
-    run = run_results.latest_run(str(workspace / "md.sqlite"))
+    return run_results.latest_run(str(workspace / "md.sqlite")), capsys.readouterr().out
+
+
+def test_worse_candidate_is_neither_blessed_nor_pushed(workspace: Path, capsys):
+    run, output = _worse_run(workspace, capsys)
     assert not run["Trainer"].cached
     assert not _blessed(run)
     pushed = run["Pusher"].outputs["pushed_model"][0]
     assert pushed.custom_properties["pushed"].int_value == 0
     assert _versions(workspace) == ["1"]
-    # Gated against both: the not-fine-tuned model and the model blessed in the first run.
+    # Gated against both: the not-fine-tuned model, which it beats, and version 1.
     assert "/NotFineTunedModel/" in run["Evaluator"].inputs["baseline_model"][0].uri
-    assert "/Trainer/" in run["BlessedModelEvaluator"].inputs["baseline_model"][0].uri
-    output = capsys.readouterr().out
-    assert "latest blessed model" in output and "NOT BLESSED" in output
+    assert run["ServedModel"].outputs["model"][0].custom_properties[
+        "served_version"].int_value == 1
+    assert "served model" in output and "NOT BLESSED" in output
     verdict = output.split("NOT BLESSED: ")[1].splitlines()[0]
-    assert "vs the latest blessed model" in verdict, verdict
+    assert verdict.startswith("clears the floors and beats the not-fine-tuned model"), verdict
+    assert "vs the served model (version 1)" in verdict, verdict
+
+
+def test_worse_candidate_resubmitted_with_its_trainer_reused_is_rejected_again(
+        workspace: Path, capsys):
+    run, output = _worse_run(workspace, capsys)
+    assert run["Trainer"].cached
+    assert not run["ServedModelEvaluator"].cached
+    assert not _blessed(run)
+    assert "vs the served model (version 1)" in output.split("NOT BLESSED: ")[1].splitlines()[0]
+    assert _versions(workspace) == ["1"]
 
 
 def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
@@ -239,8 +248,8 @@ def test_html_report_of_the_latest_run(workspace: Path, capsys):
     assert page.startswith("<!DOCTYPE html>")
     assert 'src="http' not in page and "<link" not in page and "@import" not in page
     assert "candidate" in page and "not fine-tuned (cosine)" in page
-    assert "latest blessed model" in page
-    assert "NOT BLESSED" in page  # the latest run is the broken candidate's
+    assert "served model" in page
+    assert "NOT BLESSED" in page  # the latest run is the worse candidate's
     assert page.count("<svg") == 2
     assert all(value in page for value in OVERLAP_BUCKETS)
     assert "<td>train</td>" in page and "<td>eval</td>" in page
@@ -252,11 +261,11 @@ def test_json_report_of_the_latest_run(workspace: Path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"run_id", "blessed", "pushed_to", "verdict", "eval_examples",
                             "majority_accuracy", "models"}
-    assert summary["blessed"] is False and summary["pushed_to"] is None  # the broken run
+    assert summary["blessed"] is False and summary["pushed_to"] is None  # the worse run
     assert summary["eval_examples"] == 64 and 0.5 <= summary["majority_accuracy"] <= 1.0
-    assert any("vs the latest blessed model" in reason for reason in summary["verdict"])
+    assert any("vs the served model (version 1)" in reason for reason in summary["verdict"])
     assert [model["role"] for model in summary["models"]] == [
-        "candidate", "not_fine_tuned", "last_blessed"]
+        "candidate", "not_fine_tuned", "served"]
     for model in summary["models"]:
         assert set(model["metrics"]) == {"accuracy", "f1", "precision", "recall", "roc_auc",
                                          "pr_auc"}

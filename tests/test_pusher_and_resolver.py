@@ -1,7 +1,9 @@
-"""Versioned, atomic pushes, and the choice of the latest blessed model."""
+"""Versioned pushes to TF Serving's layout, on local disks and object stores."""
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,10 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tfx.types import standard_artifacts
 
 from components import serving_pusher
-from components.baseline_resolver import LatestBlessedOtherThanCandidateStrategy
 from components.serving_pusher import (CLAIM_PREFIX, STAGING_PREFIX, PushResult, next_version,
                                        push_model, versions)
 
@@ -44,6 +44,45 @@ def test_the_same_model_is_not_pushed_twice(tmp_path: Path):
     again = push_model(str(_saved_model(tmp_path / "copy")), str(base))  # identical files
     assert again == PushResult(str(base / "1"), new=False)
     assert versions(str(base)) == [1]
+
+
+def test_a_rollback_is_pushed_as_a_new_version(tmp_path: Path):
+    base = tmp_path / "serving" / "qqp"
+    model_a = str(_saved_model(tmp_path / "a", content=b"model a"))
+    model_b = str(_saved_model(tmp_path / "b", content=b"model b"))
+    assert push_model(model_a, str(base)).version_dir == str(base / "1")
+    assert push_model(model_b, str(base)).version_dir == str(base / "2")
+    assert push_model(model_a, str(base)) == PushResult(str(base / "3"), new=True)
+    assert (base / "3" / "saved_model.pb").read_bytes() == b"model a"
+    assert push_model(model_a, str(base)) == PushResult(str(base / "3"), new=False)
+    assert versions(str(base)) == [1, 2, 3]
+
+
+def test_nothing_is_pushed_when_the_served_version_changed_after_the_gate(tmp_path: Path):
+    base = tmp_path / "serving" / "qqp"
+    model_a = str(_saved_model(tmp_path / "a", content=b"model a"))
+    model_b = str(_saved_model(tmp_path / "b", content=b"model b"))
+    assert push_model(model_a, str(base), gated_against=0).version_dir == str(base / "1")
+    # B was gated when nothing was served; version 1 appeared since.
+    with pytest.raises(serving_pusher.ServedModelChangedError, match="newest version is now 1"):
+        push_model(model_b, str(base), gated_against=0)
+    assert versions(str(base)) == [1] and not list(base.glob(f"{CLAIM_PREFIX}2.json"))
+    assert push_model(model_b, str(base), gated_against=1).version_dir == str(base / "2")
+
+
+def test_the_newest_version_is_compared_by_its_files_not_by_claims(tmp_path: Path):
+    base = tmp_path / "serving" / "qqp"
+    model = _saved_model(tmp_path / "model")
+    shutil.copytree(model, base / "4")  # written by another tool, without a claim
+    assert push_model(str(model), str(base)) == PushResult(str(base / "4"), new=False)
+    assert sorted(path.name for path in base.iterdir()) == ["4"]
+
+
+def test_an_unreadable_claim_still_takes_its_number(tmp_path: Path):
+    base = tmp_path / "serving" / "qqp"
+    base.mkdir(parents=True)
+    (base / f"{CLAIM_PREFIX}3.json").write_text('{"owner": "half writ')
+    assert next_version(str(base)) == 4
 
 
 def test_a_push_that_fails_mid_copy_leaves_nothing_behind(tmp_path: Path, monkeypatch):
@@ -102,34 +141,106 @@ def test_push_to_a_remote_filesystem(tmp_path: Path):
             if name.startswith(STAGING_PREFIX)] == []
 
 
+@pytest.fixture(params=["ram", "gcs-fuse"])
+def object_store(request, tmp_path: Path, monkeypatch) -> str:
+    """A base directory on TF's in-memory filesystem, or under a stand-in `/gcs/` mount."""
+    if request.param == "ram":
+        return f"ram://serving-{uuid.uuid4().hex}/qqp"
+    monkeypatch.setattr(serving_pusher, "FUSE_MOUNT", f"{tmp_path}/gcs/")
+    return f"{tmp_path}/gcs/bucket/qqp"
+
+
+def _write(base: str, files: dict[str, bytes]) -> None:
+    """Writes or replaces files below `base` (ram:// appends to an existing file)."""
+    for relative, content in files.items():
+        path = os.path.join(base, relative)
+        serving_pusher.fileio.makedirs(os.path.dirname(path))
+        if serving_pusher.fileio.exists(path):
+            serving_pusher.fileio.remove(path)
+        with serving_pusher.fileio.open(path, "wb") as stream:
+            stream.write(content)
+
+
+def _tree(base: str) -> dict[str, bytes]:
+    """Relative path -> content, for every file below `base`."""
+    tree = {}
+    for directory, _, names in serving_pusher.fileio.walk(base):
+        for name in names:
+            path = os.path.join(directory, name)
+            with serving_pusher.fileio.open(path, "rb") as stream:
+                tree[os.path.relpath(path, base)] = stream.read()
+    return tree
+
+
+@pytest.mark.parametrize("path, object_store", [
+    ("/gcs/bucket/serving/qqp", True), ("gs://bucket/serving/qqp", True), ("ram://qqp", True),
+    ("/tmp/serving/qqp", False), ("serving/qqp", False), ("/gcsfuse/serving/qqp", False)])
+def test_object_stores_are_told_apart_from_local_disks(path: str, object_store: bool):
+    assert serving_pusher._is_object_store(path) is object_store
+
+
+def test_a_failed_object_store_push_removes_only_its_own_files(object_store: str,
+                                                                 tmp_path: Path, monkeypatch):
+    base = object_store
+    for name in ("m1", "m2"):
+        push_model(str(_saved_model(tmp_path / name, content=name.encode())), base)
+    before = _tree(base)
+    copied, removed_trees = [], []
+
+    def copy_then_fail(source, destination, overwrite=False):
+        if copied:
+            raise OSError("connection reset")
+        real_copy(source, destination, overwrite)
+        copied.append(destination)
+
+    real_copy = serving_pusher.fileio.copy
+    monkeypatch.setattr(serving_pusher.fileio, "copy", copy_then_fail)
+    monkeypatch.setattr(serving_pusher.fileio, "rmtree", removed_trees.append)
+    with pytest.raises(OSError, match="connection reset"):
+        push_model(str(_saved_model(tmp_path / "m3", content=b"m3")), base)
+    assert copied == [os.path.join(base, "3", "variables", "variables.index")]
+    assert _tree(base) == before  # versions 1 and 2 intact; its own file and claim gone
+    assert removed_trees == []  # no directory of the object store is removed whole
+
+
+def test_a_version_another_writer_starts_during_the_push_is_left_alone(object_store: str,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch):
+    base = object_store
+    push_model(str(_saved_model(tmp_path / "m1", content=b"m1")), base)
+    # The other writer took the same number (no exclusive create) and writes 2/ meanwhile.
+    theirs = {"2/saved_model.pb": b"their model", "2/assets/vocab.txt": b"vocab",
+              f"{CLAIM_PREFIX}2.json": json.dumps({"owner": "elsewhere-1", "nonce": "x"}).encode()}
+    expected = {**_tree(base), **theirs}
+
+    def copy_while_another_writes(source, destination, overwrite=False):
+        if not serving_pusher.fileio.exists(os.path.join(base, "2", "saved_model.pb")):
+            _write(base, theirs)
+        real_copy(source, destination, overwrite)
+
+    real_copy = serving_pusher.fileio.copy
+    monkeypatch.setattr(serving_pusher.fileio, "copy", copy_while_another_writes)
+    target_file = os.path.join(base, "2", "saved_model.pb")
+    with pytest.raises(FileExistsError, match=re.escape(target_file)):
+        push_model(str(_saved_model(tmp_path / "m2", content=b"m2")), base)
+    assert _tree(base) == expected  # their files and claim untouched, this push's gone
+
+
+def test_files_of_a_killed_object_store_push_are_removed(object_store: str, tmp_path: Path):
+    base = object_store
+    claim = {"owner": f"{socket.gethostname()}-{_dead_pid()}", "version": 1,
+             "files": ["variables/variables.index", "saved_model.pb"]}
+    _write(base, {"1/variables/variables.index": b"half", "1/assets/vocab.txt": b"not its own",
+                  f"{CLAIM_PREFIX}1.json": json.dumps(claim).encode()})
+    result = push_model(str(_saved_model(tmp_path / "model")), base)
+    assert result == PushResult(os.path.join(base, "2"), new=True)
+    assert sorted(_tree(base)) == sorted([
+        "1/assets/vocab.txt", f"{CLAIM_PREFIX}2.json", "2/saved_model.pb",
+        "2/variables/variables.index"])
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
 
-
-def _artifact(kind, artifact_id: int, **int_properties):
-    artifact = kind()
-    artifact.id = artifact_id
-    for name, value in int_properties.items():
-        artifact.set_int_custom_property(name, value)
-    return artifact
-
-
-def _resolve(models, blessings, candidate):
-    return LatestBlessedOtherThanCandidateStrategy().resolve_artifacts(
-        None, {"model": models, "model_blessing": blessings, "candidate": candidate})["model"]
-
-
-def test_latest_blessed_model_other_than_the_candidate():
-    model = standard_artifacts.Model
-    blessing = standard_artifacts.ModelBlessing
-    old, older_blessed, newer, candidate = (_artifact(model, i) for i in (1, 2, 3, 4))
-    blessings = [_artifact(blessing, 10, blessed=1, current_model_id=1),
-                 _artifact(blessing, 11, blessed=1, current_model_id=2),
-                 _artifact(blessing, 12, blessed=0, current_model_id=3),
-                 _artifact(blessing, 13, blessed=1, current_model_id=4)]
-    models = [old, older_blessed, newer, candidate]
-    assert _resolve(models, blessings, [candidate]) == [older_blessed]
-    assert _resolve(models, blessings[2:], [candidate]) == []  # only the candidate is blessed
-    assert _resolve(models, [], [candidate]) == []

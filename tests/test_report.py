@@ -160,7 +160,7 @@ def _data(**overrides):
         pushed_to=None, majority_accuracy=0.6,
         models=[_model("candidate", "#2563eb", 0.75), _model("not fine-tuned & cosine",
                                                             "#ea580c", 0.5),
-                _model("last_blessed", "#16a34a", 0.7)],
+                _model("served", "#16a34a", 0.7)],
         table_metrics={"binary_accuracy": "accuracy", "f1_score": "F1",
                        "precision": "precision", "recall": "recall", "auc": "ROC AUC",
                        "auc_precision_recall": "PR AUC"},
@@ -176,7 +176,7 @@ def test_render_html_escapes_text_and_embeds_everything():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "vs the baseline &lt;b&gt;" in page and "not fine-tuned &amp; cosine" in page
     assert "NOT BLESSED" in page and "not pushed" in page
-    assert "last_blessed" in page and "accuracy 0.6000" in page  # third model, majority class
+    assert "served" in page and "accuracy 0.6000" in page  # third model, majority class
     assert "<link" not in page and "src=" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
     assert "candidate" in page and "0.00-0.25" in page

@@ -143,6 +143,28 @@ def _compile(args: argparse.Namespace) -> None:
     print(path)
 
 
+def _run_compiled(args: argparse.Namespace) -> int:
+    # pylint: disable=import-outside-toplevel
+    from pipeline.runners.compiled import CompiledRun, TaskFailedError, summary_lines
+    from pipeline.runners.compiled_spec import PathMap, load_spec
+
+    if args.parallelism < 1:
+        raise ConfigError(f"--parallelism: {args.parallelism}; give 1 or more")
+    local_root = os.path.abspath(args.local_root)
+    pipeline = load_spec(args.spec, PathMap(local_root, args.image_root))
+    try:
+        job = CompiledRun(pipeline, local_root).run(args.parallelism)
+    except TaskFailedError as error:
+        print(f"qqp-tfx: error: {error}", file=sys.stderr)
+        return 1
+    for line in summary_lines(job):
+        print(line)
+    blessing = job.tasks.get("BlessingGate")
+    blessed = blessing is not None and job.output("BlessingGate", "blessing")[
+        "metadata"].get("blessed") == 1
+    return EXIT_NOT_BLESSED if args.fail_if_not_blessed and not blessed else 0
+
+
 def _report(args: argparse.Namespace) -> None:
     # pylint: disable=import-outside-toplevel
     if args.format == "json":
@@ -168,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
         return {"run": _run, "predict": _predict, "evaluate": _evaluate,
-                "report": _report, "compile": _compile}[args.command](args) or 0
+                "report": _report, "compile": _compile,
+                "run-compiled": _run_compiled}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         if known is None:

@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_parsers(subparsers)
     _add_report_parser(subparsers)
     _add_compile_parser(subparsers)
+    _add_run_compiled_parser(subparsers)
     return parser
 
 
@@ -217,6 +218,30 @@ def _add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
                                "a type is given]")
     compile_.add_argument("--no-cache", dest="enable_cache", action="store_false", default=None,
                           help="compile with caching disabled: every step re-runs")
+
+
+def _add_run_compiled_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the `run-compiled` command."""
+    run_compiled = subparsers.add_parser(
+        "run-compiled", help="execute a compiled pipeline on this machine, task by task",
+        description="Dry-run a PipelineJob JSON written by `qqp-tfx compile` as Vertex AI "
+                    "would run it: each task in its own process through the container's "
+                    "command (this machine's venv stands in for the image), with Vertex's "
+                    "ExecutorInput, pre-cache-check driver and cache. Every gs://B/P and "
+                    "/gcs/B/P is read and written as LOCAL_ROOT/B/P; the image's project "
+                    "directory is this checkout. See docs/running_at_scale.md.")
+    run_compiled.add_argument("spec", help="the PipelineJob JSON file")
+    run_compiled.add_argument("--local-root", required=True,
+                              help="directory that stands in for Cloud Storage; artifacts, "
+                                   "the cache and pushed models persist there across runs")
+    run_compiled.add_argument("--image-root", default=IMAGE_ROOT,
+                              help="where the project is inside the image, as given to "
+                                   "`compile` [default: %(default)s]")
+    run_compiled.add_argument("--parallelism", type=int, default=2,
+                              help="tasks run side by side when their inputs are ready "
+                                   "[default: %(default)s]")
+    run_compiled.add_argument("--fail-if-not-blessed", action="store_true",
+                              help="exit with code 3 when the candidate is not blessed")
 
 
 def compile_config_from_args(args: argparse.Namespace

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping
 
 from components.features import QUESTIONS
 
-ROLE_COLORS = {"candidate": "#2563eb", "not_fine_tuned": "#ea580c", "last_blessed": "#16a34a"}
+ROLE_COLORS = {"candidate": "#2563eb", "not_fine_tuned": "#ea580c", "served": "#16a34a"}
 CALIBRATION_BINS = 10
 
 
@@ -26,7 +26,7 @@ CALIBRATION_BINS = 10
 class ModelReport:
     """Everything the page shows about one model of the evaluation."""
 
-    name: str  # role and TFMA model name: candidate, not_fine_tuned or last_blessed
+    name: str  # role and TFMA model name: candidate, not_fine_tuned or served
     title: str  # shown to people
     color: str
     overall: dict[str, float]

