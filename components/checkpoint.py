@@ -47,7 +47,11 @@ def resolve_checkpoint(checkpoint: str) -> str:
 
 
 def _local_copy(uri: str) -> str:
-    """A local copy of a checkpoint directory at a URI (made once per URI and machine)."""
+    """A local copy of a checkpoint directory at a URI.
+
+    Made once per URI and machine (a later change at the same URI is not seen: give
+    a changed checkpoint a new URI).
+    """
     import hashlib  # pylint: disable=import-outside-toplevel
     import tempfile  # pylint: disable=import-outside-toplevel
 
@@ -59,10 +63,12 @@ def _local_copy(uri: str) -> str:
                           hashlib.sha256(uri.encode()).hexdigest()[:16])
     if not os.path.isdir(target):
         staging = f"{target}.{os.getpid()}"
-        fileio.makedirs(staging)
-        for name in fileio.listdir(uri):
-            if not fileio.isdir(os.path.join(uri, name)):
-                fileio.copy(os.path.join(uri, name), os.path.join(staging, name), overwrite=True)
+        for directory, _, names in fileio.walk(uri):
+            local_directory = os.path.join(staging, os.path.relpath(directory, uri))
+            fileio.makedirs(local_directory)
+            for name in names:
+                fileio.copy(os.path.join(directory, name), os.path.join(local_directory, name),
+                            overwrite=True)
         try:
             os.replace(staging, target)
         except OSError:  # another process copied it first

@@ -4,8 +4,9 @@ The regression baseline of every run is the version TF Serving serves under its
 default policy (the highest complete version number), read from the serving
 directory when the run gets there. No ML Metadata query is involved, so every
 runner (LocalDagRunner, Vertex AI, Kubeflow Pipelines) compares a candidate
-with the same model, and only a model the BlessingGate let the Pusher push can
-ever be that baseline.
+with the same model, and no blessing (the TFMA Evaluators' included) can make a
+model the baseline: only being served can, and this pipeline's Pusher serves
+only what the BlessingGate blessed.
 
 The component copies that version's files into its own Model artifact
 (`<uri>/Format-Serving`, the layout TFX's Evaluator reads) and records the

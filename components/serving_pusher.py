@@ -230,9 +230,11 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
     """Copies a SavedModel to the next version directory, unless it is the newest one.
 
     `gated_against` is the version the gate compared the model with (0: nothing was
-    served); if the newest version is another one now, nothing is pushed and
-    ServedModelChangedError says so. (A push landing between this check and the
-    claim is not seen: the window is short, not closed.)
+    served). Nothing is pushed, and ServedModelChangedError says why, if the newest
+    version is another one now, or if another push holds a number between that
+    version and ours (it is still copying, and would be served before ours had
+    been compared with it). Two pushes that claim their numbers at the same moment
+    on an object store can still both pass: the window is short, not closed.
     """
     fileio.makedirs(base_directory)
     for name in remove_stale_entries(base_directory):
@@ -252,6 +254,12 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
     version = _claim(base_directory, record)
     target = os.path.join(base_directory, str(version))
     try:
+        if gated_against is not None and version != gated_against + 1:
+            raise ServedModelChangedError(
+                f"{base_directory}: version {gated_against + 1} is being pushed by another run "
+                f"(it would be served before this model, which was compared with version "
+                f"{gated_against or 'none'}); nothing pushed: run the pipeline again once it "
+                "is done")
         if fileio.exists(target):
             raise FileExistsError(f"{target} appeared while pushing; not overwriting it")
         if _is_object_store(base_directory):

@@ -52,3 +52,14 @@ def code_fingerprint(module: str) -> str:
     for name in module_closure(module):
         digest.update(name.encode() + b"\0" + _module_path(name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def checkout_fingerprint() -> str:
+    """A short hash of every project source file and the lock: what an image built now holds."""
+    digest = hashlib.sha256()
+    files = sorted(path for package in ("components", "pipeline")
+                   for path in REPO_ROOT.joinpath(package).rglob("*.py"))
+    for path in files + [REPO_ROOT / "pyproject.toml", REPO_ROOT / "uv.lock"]:
+        digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0"
+                      + path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -185,6 +185,7 @@ def test_compile_command_merges_config_file_and_options(tmp_path, capsys):
         "mixed_float16")
 
 
+@pytest.mark.slow
 def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path):
     """ExampleGen to Transform in 2 worker processes; the workers run the tf.text graph."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel

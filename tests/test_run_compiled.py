@@ -7,9 +7,9 @@ from the cache, it is rejected again. Data, checkpoint, pipeline root and servin
 directory are Cloud Storage locations in the spec, all under one local root here.
 
 Every task is a process that imports TensorFlow and TFX (about 16 s each here), so
-the three submissions take about ten minutes: `make test` runs the first one (the
-whole spec, end to end, with a push), and `make test-scenario`, which CI also runs,
-this whole file (the two later submissions are marked `scenario`).
+the three submissions take about 12 minutes: `make test` runs the first one (the
+whole spec, end to end, with a push), and `make test-slow`, which CI also runs, the
+two later ones (marked `slow`), like the same scenario's in `test_pipeline_e2e.py`.
 """
 
 import json
@@ -45,14 +45,22 @@ def workspace(tmp_path_factory) -> Path:
                                  ("worse", gate_scenario.WORSE_MAX_SEQ_LENGTH)):
         (root / f"{name}.yaml").write_text(yaml.safe_dump(
             {**config, "max-seq-length": max_seq_length}))
-        assert cli.main(["compile", "--config", str(root / f"{name}.yaml"),
-                         "--output", str(root / f"{name}.json")]) == 0
     return root
 
 
-def _submit(workspace: Path, spec: str) -> JobResult:
+def _compile(workspace: Path, name: str) -> Path:
+    """The PipelineJob JSON of `<name>.yaml` (compiled once)."""
+    spec = workspace / f"{name}.json"
+    if not spec.exists():
+        assert cli.main(["compile", "--config", str(workspace / f"{name}.yaml"),
+                         "--output", str(spec)]) == 0
+    return spec
+
+
+def _submit(workspace: Path, name: str) -> JobResult:
     local_root = str(workspace / "local")
-    return CompiledRun(load_spec(str(workspace / spec), PathMap(local_root)), local_root).run()
+    return CompiledRun(load_spec(str(_compile(workspace, name)), PathMap(local_root)),
+                       local_root).run()
 
 
 def _versions(workspace: Path) -> list[str]:
@@ -71,7 +79,7 @@ def _verdict(job: JobResult) -> tuple[bool, str]:
 
 def test_first_submission_runs_every_task_through_the_entrypoint_and_pushes(
         workspace: Path, capsys):
-    assert cli.main(["run-compiled", str(workspace / "good.json"),
+    assert cli.main(["run-compiled", str(_compile(workspace, "good")),
                      "--local-root", str(workspace / "local")]) == 0
     output = capsys.readouterr().out
     version_dir = workspace / "local" / "b" / "serving" / "qqp" / "1"
@@ -91,9 +99,9 @@ def test_first_submission_runs_every_task_through_the_entrypoint_and_pushes(
     assert trainer["outputs"]["model"][0]["uri"].startswith(str(workspace / "local" / "b" / "root"))
 
 
-@pytest.mark.scenario
+@pytest.mark.slow
 def test_worse_candidate_is_rejected_against_the_served_version(workspace: Path):
-    job = _submit(workspace, "worse.json")
+    job = _submit(workspace, "worse")
     assert {"Transform", "Trainer", "NotFineTunedModel", "Evaluator"} | GATE_TASKS <= _ran(job)
     assert "ImportSchemaGen" not in _ran(job)  # reused from the cache
     blessed, verdict = _verdict(job)
@@ -104,9 +112,9 @@ def test_worse_candidate_is_rejected_against_the_served_version(workspace: Path)
     assert _versions(workspace) == ["1"]
 
 
-@pytest.mark.scenario
+@pytest.mark.slow
 def test_resubmitted_worse_candidate_reuses_its_trainer_and_is_rejected_again(workspace: Path):
-    job = _submit(workspace, "worse.json")
+    job = _submit(workspace, "worse")
     assert _ran(job) == GATE_TASKS  # the snapshot of the served model is never cached
     assert job.tasks["Trainer"].cached
     blessed, verdict = _verdict(job)
@@ -114,14 +122,15 @@ def test_resubmitted_worse_candidate_reuses_its_trainer_and_is_rejected_again(wo
     assert _versions(workspace) == ["1"]
 
 
-def _spec(tmp_path: Path, executor: dict, args: list[str] | None = None) -> str:
+def _spec(tmp_path: Path, executor: dict, args: list[str] | None = None,
+          task: dict | None = None) -> str:
     """A one-task PipelineJob whose executor is `executor` (container args `args`)."""
     if "container" in executor and args is not None:
         executor["container"]["args"] = args
+    task = {"componentRef": {"name": "T"}, "taskInfo": {"name": "T"}, **(task or {})}
     job = {"runtimeConfig": {"gcsOutputDirectory": "gs://b/root"},
            "pipelineSpec": {"pipelineInfo": {"name": "p"},
-                            "root": {"dag": {"tasks": {"T": {"componentRef": {"name": "T"},
-                                                              "taskInfo": {"name": "T"}}}}},
+                            "root": {"dag": {"tasks": {"T": task}}},
                             "components": {"T": {"executorLabel": "T_executor"}},
                             "deploymentSpec": {"executors": {"T_executor": executor}}}}
     path = tmp_path / "spec.json"
@@ -132,17 +141,22 @@ def _spec(tmp_path: Path, executor: dict, args: list[str] | None = None) -> str:
 CONTAINER = {"container": {"image": IMAGE, "command": ["python", "-m", "x"]}}
 
 
-@pytest.mark.parametrize("executor, args, message", [
-    ({"resolver": {"outputArtifactQueries": {}}}, None, "executor kind resolver"),
-    ({"importer": {"artifactUri": {}}}, None, "executor kind importer"),
-    (CONTAINER, ["{{$.inputs.parameters['p'].json_escape[0]}}"], "json_escape"),
-    (CONTAINER, ["{{$.pipeline_unknown}}"], "placeholder {{$.pipeline_unknown}}"),
-    (CONTAINER, ["--runner=DataflowRunner"], "Beam --runner=DataflowRunner"),
+@pytest.mark.parametrize("executor, args, task, message", [
+    ({"resolver": {"outputArtifactQueries": {}}}, None, None, "executor kind resolver"),
+    ({"importer": {"artifactUri": {}}}, None, None, "executor kind importer"),
+    (CONTAINER, ["{{$.inputs.parameters['p'].json_escape[0]}}"], None, "json_escape"),
+    (CONTAINER, ["{{$.pipeline_unknown}}"], None, "placeholder {{$.pipeline_unknown}}"),
+    (CONTAINER, ["--runner=DataflowRunner"], None, "Beam --runner=DataflowRunner"),
+    (CONTAINER, ["--runner", "FlinkRunner"], None, "Beam --runner=FlinkRunner"),
+    (CONTAINER, [], {"triggerPolicy": {"condition": "x"}}, "triggerPolicy is not supported"),
+    (CONTAINER, [], {"retryPolicy": {"maxRetryCount": 2}}, "retryPolicy is not supported"),
 ])
-def test_what_cannot_run_here_stops_with_its_name(tmp_path: Path, executor, args, message):
+def test_what_cannot_run_here_stops_with_its_name(tmp_path: Path, executor, args, task,
+                                                  message):
+    spec = _spec(tmp_path, json.loads(json.dumps(executor)), args, task)
     with pytest.raises(UnsupportedSpecError, match="task T: .*" + message.replace(
             "[", r"\[").replace("{", r"\{").replace("$", r"\$")):
-        load_spec(_spec(tmp_path, json.loads(json.dumps(executor)), args), PathMap("/r"))
+        load_spec(spec, PathMap("/r"))
 
 
 def test_cloud_storage_and_image_paths_map_to_this_machine():

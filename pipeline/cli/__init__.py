@@ -31,7 +31,9 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
     """
     known = tuple(getattr(sys.modules[module], name) for module, name in (
         ("components.qqp_records", "QqpDataError"), ("components.data_gate", "DataAnomaliesError"),
-        ("components.checkpoint", "CheckpointError")) if module in sys.modules) + (ConfigError,)
+        ("components.checkpoint", "CheckpointError"),
+        ("components.serving_pusher", "ServedModelChangedError"))
+        if module in sys.modules) + (ConfigError,)
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, known):

@@ -11,7 +11,9 @@ For each task of the spec, in dependency order (independent tasks side by side):
    its parameters (the input fingerprint) and output metadata update the task;
 3. the cache: a task with caching on whose inputs (upstream artifact names,
    parameters), output types and container are those of an earlier successful
-   execution reuses that execution's outputs, as Vertex's cache does;
+   execution reuses that execution's outputs, as Vertex's cache does (the
+   image's code here is this checkout, so its fingerprint stands beside the
+   image name in the key);
 4. otherwise the container's command and args, placeholders resolved with KFP's
    own local resolver (`kfp.local.placeholder_utils`), run as a subprocess of this
    machine's virtual environment in the project directory: the command the image
@@ -41,6 +43,7 @@ from typing import Any, Callable
 import yaml
 
 from pipeline.config import REPO_ROOT
+from pipeline.fingerprint import checkout_fingerprint
 from pipeline.runners.compiled_spec import (CONSTANT_PLACEHOLDERS, PLACEHOLDER, CompiledPipeline,
                                             Task, UnsupportedSpecError)
 
@@ -54,7 +57,7 @@ Artifact = dict[str, Any]  # a RuntimeArtifact in its JSON form
 
 
 class TaskFailedError(RuntimeError):
-    """A task's process exited with an error."""
+    """A task's process exited with an error, or wrote no ExecutorOutput."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +117,7 @@ class CompiledRun:
                  report: Callable[[str], None] = lambda line: print(line, file=sys.stderr)):
         self.pipeline = pipeline
         self.local_root = local_root
+        self.checkout = checkout_fingerprint()
         self.job_id = (f"{pipeline.name}-"
                        f"{datetime.datetime.now().strftime('%Y%m%d%H%M%S')}-"
                        f"{uuid.uuid4().hex[:6]}")
@@ -192,12 +196,19 @@ class CompiledRun:
                                   f"end of its log ({log_path}):\n{tail}")
 
     @staticmethod
-    def _read_executor_output(executor_input: dict[str, Any]) -> dict[str, Any]:
+    def _read_executor_output(executor_input: dict[str, Any]) -> dict[str, Any] | None:
         path = executor_input["outputs"]["outputFile"]
         if not os.path.isfile(path):
-            return {}
+            return None
         with open(path, encoding="utf-8") as stream:
             return json.load(stream)
+
+    @staticmethod
+    def _write_json(path: str, value: Any) -> None:
+        """Writes a JSON file whole or not at all (a crash leaves no half file)."""
+        with open(f"{path}.{os.getpid()}.tmp", "w", encoding="utf-8") as stream:
+            json.dump(value, stream, indent=1)
+        os.replace(f"{path}.{os.getpid()}.tmp", path)
 
     # -- one task --------------------------------------------------------------------------
     def _pre_cache_check(self, task: Task, executor_input: dict[str, Any]) -> None:
@@ -206,6 +217,9 @@ class CompiledRun:
         self._run_process(task, "preCacheCheck", self._command(
             task, hook.get("command", []) + hook.get("args", []), executor_input))
         driver_output = self._read_executor_output(executor_input)
+        if driver_output is None:
+            raise TaskFailedError(f"task {task.name}: the preCacheCheck driver wrote no "
+                                  f"ExecutorOutput ({executor_input['outputs']['outputFile']})")
         executor_input["inputs"]["parameterValues"].update(
             driver_output.get("parameterValues", {}))
         for key, artifact_list in driver_output.get("artifacts", {}).items():
@@ -213,8 +227,7 @@ class CompiledRun:
                                     artifact_list["artifacts"]):
                 ours["metadata"].update(theirs.get("metadata", {}))
 
-    @staticmethod
-    def cache_key(task: Task, executor_input: dict[str, Any]) -> str:
+    def cache_key(self, task: Task, executor_input: dict[str, Any]) -> str:
         """What Vertex's cache compares: input artifact names, parameters, outputs, container."""
         inputs = executor_input["inputs"]
         key = {
@@ -224,12 +237,18 @@ class CompiledRun:
             "outputArtifactTypes": {key: value["artifacts"][0]["type"] for key, value in
                                     executor_input["outputs"]["artifacts"].items()},
             "container": {name: task.container.get(name)
-                          for name in ("image", "command", "args")}}
+                          for name in ("image", "command", "args")},
+            "checkout": self.checkout}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
-    def _outputs(self, executor_input: dict[str, Any]) -> dict[str, list[Artifact]]:
+    def _outputs(self, task: Task, executor_input: dict[str, Any], before: dict[str, Any] | None
+                 ) -> dict[str, list[Artifact]]:
         """The declared output artifacts, updated by what the executor wrote back."""
-        written = self._read_executor_output(executor_input).get("artifacts", {})
+        executor_output = self._read_executor_output(executor_input)
+        if executor_output is None or executor_output == before:
+            raise TaskFailedError(f"task {task.name}: the executor wrote no ExecutorOutput "
+                                  f"({executor_input['outputs']['outputFile']})")
+        written = executor_output.get("artifacts", {})
         outputs = {}
         for key, value in executor_input["outputs"]["artifacts"].items():
             artifacts = [dict(artifact) for artifact in value["artifacts"]]
@@ -250,18 +269,30 @@ class CompiledRun:
             with open(cache_path, encoding="utf-8") as stream:
                 outputs = json.load(stream)
             return TaskResult(task.name, True, time.monotonic() - started, outputs)
+        before = self._read_executor_output(executor_input)  # the driver's, if any
         self._run_process(task, "executor", self._command(
             task, task.container.get("command", []) + task.container.get("args", []),
             executor_input))
-        outputs = self._outputs(executor_input)
+        outputs = self._outputs(task, executor_input, before)
         if task.cached:
-            with open(cache_path, "w", encoding="utf-8") as stream:
-                json.dump(outputs, stream)
+            self._write_json(cache_path, outputs)
         return TaskResult(task.name, False, time.monotonic() - started, outputs)
 
     # -- the whole job ---------------------------------------------------------------------
     def run(self, parallelism: int = 2) -> JobResult:
-        """Runs every task once its upstream tasks are done; stops at the first failure."""
+        """Runs every task once its upstream tasks are done; stops at the first failure.
+
+        The job record (`<local root>/.run-compiled/jobs/<job id>.json`) lists the tasks
+        that finished, also when one failed.
+        """
+        try:
+            return self._run(parallelism)
+        finally:
+            self._write_json(self._state_path("jobs", f"{self.job_id}.json"),
+                             {name: dataclasses.asdict(result)
+                              for name, result in self.results.items()})
+
+    def _run(self, parallelism: int) -> JobResult:
         pending = self.pipeline.order()
         self.report(f"qqp-tfx: job {self.job_id}: {len(pending)} tasks, pipeline root "
                     f"{self.pipeline.pipeline_root}")
@@ -294,12 +325,7 @@ class CompiledRun:
                     self.report(f"qqp-tfx: {name}: "
                                 f"{'reused from cache' if result.cached else 'done'} "
                                 f"({result.seconds:.0f} s)")
-        job = JobResult(self.job_id, dict(self.results))
-        with open(self._state_path("jobs", f"{self.job_id}.json"), "w",
-                  encoding="utf-8") as stream:
-            json.dump({name: dataclasses.asdict(result) for name, result in job.tasks.items()},
-                      stream, indent=1)
-        return job
+        return JobResult(self.job_id, dict(self.results))
 
 
 def summary_lines(job: JobResult) -> list[str]:

@@ -31,6 +31,8 @@ SUPPORTED_LIFECYCLE_HOOKS = ("preCacheCheck",)
 # Container fields the local run honours; `resources` is reported, not reproduced.
 SUPPORTED_CONTAINER_FIELDS = frozenset({"image", "command", "args", "lifecycle", "env",
                                         "resources"})
+SUPPORTED_TASK_FIELDS = frozenset({"componentRef", "taskInfo", "inputs", "dependentTasks",
+                                   "cachingOptions"})
 
 
 class UnsupportedSpecError(ConfigError):
@@ -156,20 +158,45 @@ def _check_container(name: str, container: dict[str, Any]) -> None:
             if "json_escape" in placeholder:
                 raise UnsupportedSpecError(f"task {name}: placeholder {placeholder} "
                                            "(json_escape) is not supported")
-        if argument.startswith("--runner=") and (
-                argument.split("=", 1)[1] not in IN_PROCESS_BEAM_RUNNERS):
+    for runner in _beam_runners(commands):
+        if runner not in IN_PROCESS_BEAM_RUNNERS:
             raise UnsupportedSpecError(
-                f"task {name}: Beam {argument}: the local run executes Beam in-process "
+                f"task {name}: Beam --runner={runner}: the local run executes Beam in-process "
                 "only; compile without that --beam-pipeline-args for the dry run")
+    for variable in container.get("env", []):
+        if PLACEHOLDER.search(variable.get("value", "")):
+            raise UnsupportedSpecError(f"task {name}: environment variable {variable['name']} "
+                                       "holds a placeholder, which is not supported")
+
+
+def _beam_runners(commands: list[list[str]]) -> list[str]:
+    """The values of every `--runner=X` and `--runner X` in the commands."""
+    runners = []
+    for command in commands:
+        for index, argument in enumerate(command):
+            if argument.startswith("--runner="):
+                runners.append(argument.split("=", 1)[1])
+            elif argument == "--runner" and index + 1 < len(command):
+                runners.append(command[index + 1])
+    return runners
+
+
+def _check_component(name: str, spec: dict[str, Any], component: dict[str, Any]) -> None:
+    if "dag" in component:
+        raise UnsupportedSpecError(f"task {name}: sub-DAGs are not supported")
+    if component.get("outputDefinitions", {}).get("parameters"):
+        raise UnsupportedSpecError(f"task {name}: output parameters are not supported")
+    given = set(spec.get("inputs", {}).get("parameters", {}))
+    for key in sorted(set(component.get("inputDefinitions", {}).get("parameters", {})) - given):
+        raise UnsupportedSpecError(f"task {name}: parameter {key} has no constant value "
+                                   "(defaults and pipeline inputs are not supported)")
 
 
 def _task(name: str, spec: dict[str, Any], pipeline_spec: dict[str, Any]) -> Task:
-    for key in ("triggerPolicy", "iteratorPolicy", "parameterIterator", "artifactIterator"):
-        if key in spec:
-            raise UnsupportedSpecError(f"task {name}: {key} is not supported")
+    for key in sorted(set(spec) - SUPPORTED_TASK_FIELDS):
+        raise UnsupportedSpecError(f"task {name}: {key} is not supported")
     component = pipeline_spec["components"][spec["componentRef"]["name"]]
-    if "dag" in component:
-        raise UnsupportedSpecError(f"task {name}: sub-DAGs are not supported")
+    _check_component(name, spec, component)
     executor = pipeline_spec["deploymentSpec"]["executors"][component["executorLabel"]]
     kinds = sorted(executor)
     if kinds != ["container"]:

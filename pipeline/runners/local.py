@@ -20,6 +20,8 @@ def run_local(config: PipelineConfig) -> None:
     data_input = resolve_data(config.data, config.download_dir)
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata)), exist_ok=True)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata)
+    # Compiled here rather than by LocalDagRunner.run, to switch the cache off for
+    # UNCACHED_NODES (no component takes a module_file, so no pip dependencies to resolve).
     ir = compiler.Compiler().compile(create_pipeline(config, data_input, metadata))
     for node in ir.nodes:
         if node.pipeline_node.node_info.id in UNCACHED_NODES:

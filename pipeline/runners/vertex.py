@@ -209,5 +209,5 @@ def compile_pipeline(config: PipelineConfig, target: str, output_path: str, imag
     pipeline_job = without_cache_for_uncached_nodes(runner.run(pipeline, write_out=False))
     # (TFX's own writer: a PipelineJob for .json, the bare PipelineSpec for .yaml.)
     kubeflow_v2_dag_runner._write_pipeline_spec_to_file(  # pylint: disable=protected-access
-        pipeline_job, pipeline.pipeline_info.pipeline_name, output_path)
+        pipeline_job, "The qqp-tfx TFX pipeline, compiled by qqp-tfx compile.", output_path)
     return output_path if _is_remote(output_path) else os.path.abspath(output_path)

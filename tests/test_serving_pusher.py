@@ -1,4 +1,4 @@
-"""Versioned pushes to TF Serving's layout, on local disks and object stores."""
+"""Versioned pushes: atomic on local disks, safe on object stores, only while the gate holds."""
 
 import json
 import os
@@ -67,6 +67,21 @@ def test_nothing_is_pushed_when_the_served_version_changed_after_the_gate(tmp_pa
     with pytest.raises(serving_pusher.ServedModelChangedError, match="newest version is now 1"):
         push_model(model_b, str(base), gated_against=0)
     assert versions(str(base)) == [1] and not list(base.glob(f"{CLAIM_PREFIX}2.json"))
+    assert push_model(model_b, str(base), gated_against=1).version_dir == str(base / "2")
+
+
+def test_nothing_is_pushed_while_another_push_is_still_copying(tmp_path: Path):
+    base = tmp_path / "serving" / "qqp"
+    push_model(str(_saved_model(tmp_path / "a", content=b"model a")), str(base))
+    # Another run, alive, has claimed version 2 and is still copying it.
+    (base / f"{CLAIM_PREFIX}2.json").write_text(json.dumps(
+        {"owner": f"{socket.gethostname()}-{os.getpid()}", "version": 2}))
+    model_b = str(_saved_model(tmp_path / "b", content=b"model b"))
+    with pytest.raises(serving_pusher.ServedModelChangedError,
+                       match="version 2 is being pushed by another run"):
+        push_model(model_b, str(base), gated_against=1)
+    assert versions(str(base)) == [1] and not (base / f"{CLAIM_PREFIX}3.json").exists()
+    (base / f"{CLAIM_PREFIX}2.json").unlink()  # that push failed and released its claim
     assert push_model(model_b, str(base), gated_against=1).version_dir == str(base / "2")
 
 
