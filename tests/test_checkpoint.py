@@ -65,3 +65,21 @@ def test_a_checkpoint_without_vocabulary_is_an_error(tmp_path: Path):
 
 def test_check_reports_the_checkpoint_config():
     assert check_checkpoint(DEFAULT_CHECKPOINT).max_position_embeddings == 512
+
+
+def test_a_checkpoint_at_a_uri_is_copied_to_a_local_directory():
+    import uuid  # pylint: disable=import-outside-toplevel
+
+    from tfx.dsl.io import fileio  # pylint: disable=import-outside-toplevel
+
+    uri = f"ram://checkpoint-{uuid.uuid4().hex}"
+    for name in ("config.json", "vocab.txt", "sub/extra.txt"):
+        fileio.makedirs(os.path.dirname(f"{uri}/{name}"))
+        with fileio.open(f"{uri}/{name}", "w") as stream:
+            stream.write(name)
+    local = resolve_checkpoint(uri)
+    assert "://" not in local
+    assert sorted(os.path.relpath(os.path.join(directory, name), local)
+                  for directory, _, names in os.walk(local) for name in names) == [
+        "config.json", "sub/extra.txt", "vocab.txt"]
+    assert resolve_checkpoint(uri) == local  # copied once

@@ -301,12 +301,13 @@ class CompiledRun:
                 self.report(f"qqp-tfx: {name}: runs on this machine; its resources "
                             f"{json.dumps(self.pipeline.tasks[name].container['resources'])} "
                             "apply on Vertex AI only")
-        with concurrent.futures.ThreadPoolExecutor(max(1, parallelism)) as pool:
+        workers = max(1, parallelism)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
             running: dict[concurrent.futures.Future, str] = {}
             while pending or running:
                 for name in [name for name in pending
                              if self.pipeline.tasks[name].upstream <= set(self.results)]:
-                    if len(running) >= max(1, parallelism):
+                    if len(running) >= workers:
                         break
                     pending.remove(name)
                     running[pool.submit(self.run_task, self.pipeline.tasks[name])] = name

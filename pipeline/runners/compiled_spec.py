@@ -12,6 +12,7 @@ naming it: nothing is skipped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -51,6 +52,7 @@ class PathMap:
     local_root: str
     image_root: str = IMAGE_ROOT
 
+    @functools.cached_property
     def pattern(self) -> re.Pattern:
         """Matches a location at the start of a path (not inside another path)."""
         prefixes = "|".join(re.escape(prefix) for prefix in
@@ -66,7 +68,7 @@ class PathMap:
                 return str(REPO_ROOT) + "/"
             return self.local_root.rstrip("/") + "/"
 
-        return self.pattern().sub(local, text)
+        return self.pattern.sub(local, text)
 
 
 @dataclasses.dataclass(frozen=True)
