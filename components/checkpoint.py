@@ -62,10 +62,15 @@ def _local_copy(uri: str) -> str:
     target = os.path.join(tempfile.gettempdir(), "qqp-tfx-checkpoints",
                           hashlib.sha256(uri.encode()).hexdigest()[:16])
     if not os.path.isdir(target):
-        from components.serving_pusher import copy_model  # pylint: disable=import-outside-toplevel
-
+        # Not serving_pusher.copy_model: the Trainer imports this module, and its code
+        # fingerprint must not make a Pusher edit retrain (tests/test_fingerprint.py).
         staging = f"{target}.{os.getpid()}"
-        copy_model(uri, staging)
+        for directory, _, names in fileio.walk(uri):
+            local_directory = os.path.join(staging, os.path.relpath(directory, uri))
+            fileio.makedirs(local_directory)
+            for name in names:
+                fileio.copy(os.path.join(directory, name), os.path.join(local_directory, name),
+                            overwrite=True)
         try:
             os.replace(staging, target)
         except OSError:  # another process copied it first
