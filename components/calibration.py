@@ -15,6 +15,10 @@ import numpy as np
 MIN_SLOPE = 1e-3  # the map must stay increasing even if cosine carries no signal
 
 
+class NonFiniteScoresError(ValueError):
+    """Some scores to calibrate are NaN or infinite: no map can be fitted on them."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CosineCalibration:
     """logit = slope * (cosine - threshold)."""
@@ -78,7 +82,14 @@ def fit_slope(scores: np.ndarray, labels: np.ndarray, threshold: float,
 
 
 def fit_cosine_calibration(scores: np.ndarray, labels: np.ndarray) -> CosineCalibration:
-    """Fits the monotone cosine -> probability map on labelled pairs."""
+    """Fits the monotone cosine -> probability map on labelled pairs.
+
+    Raises NonFiniteScoresError if any score is NaN or infinite (a NaN would
+    otherwise become a NaN threshold or slope, and a model scoring NaN everywhere).
+    """
+    bad = int(np.count_nonzero(~np.isfinite(scores)))
+    if bad:
+        raise NonFiniteScoresError(f"{bad} of {len(scores)} scores are NaN or infinite")
     threshold, accuracy = accuracy_maximizing_threshold(scores, labels)
     slope, converged = fit_slope(scores, labels, threshold)
     return CosineCalibration(threshold=float(threshold), slope=float(max(slope, MIN_SLOPE)),

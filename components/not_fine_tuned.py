@@ -20,14 +20,26 @@ from absl import logging
 from tfx import v1 as tfx
 
 from components import training_inputs
-from components.calibration import fit_cosine_calibration
-from components.checkpoint import load_tf_bert, resolve_checkpoint
+from components.calibration import (CosineCalibration, NonFiniteScoresError,
+                                    fit_cosine_calibration)
+from components.checkpoint import CheckpointError, load_tf_bert, resolve_checkpoint
 from components.export import export_serving_model
 from components.features import QUESTION_FEATURES
 from components.hyperparameters import Hyperparameters
 from components.model import COSINE_TO_LOGIT, build_cosine_scorer
 
 CALIBRATION_FILE = "calibration.json"
+
+
+def calibrate(cosines: np.ndarray, labels: np.ndarray, checkpoint: str) -> CosineCalibration:
+    """The cosine -> probability map of `checkpoint`'s cosines; CheckpointError if any is NaN."""
+    try:
+        return fit_cosine_calibration(cosines, labels)
+    except NonFiniteScoresError as error:
+        raise CheckpointError(
+            f"{checkpoint}: the pretrained encoder gives NaN or infinite cosines on the "
+            f"training pairs ({error}); its weights are broken, so there is no not-fine-tuned "
+            "model to compare with") from error
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -46,7 +58,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         cosines.append(score(features).numpy())
         labels.append(label.numpy())
     cosines, labels = np.concatenate(cosines), np.concatenate(labels)
-    calibration = fit_cosine_calibration(cosines, labels)
+    calibration = calibrate(cosines, labels, hparams.checkpoint)
     if not calibration.converged:
         logging.warning("The cosine -> probability slope did not converge (the cosine barely "
                         "separates the classes on these pairs); using slope %.4g",

@@ -1,10 +1,12 @@
-"""Fingerprints of the component code that TFX cannot see.
+"""Fingerprints of the component code and files that TFX cannot see.
 
-Transform and the Trainers get their code by import path (`module_path`-style
-`preprocessing_fn` / `run_fn`), which TFX does not hash. The fingerprint of a
-module and of every project module it imports (transitively) goes into the
-component's `custom_config`: edited code re-runs exactly the components that
-run it, and editing, say, the Pusher does not retrain.
+TFX's cache key holds a component's execution properties and inputs, not the
+code it runs: neither `preprocessing_fn` / `run_fn` given by import path nor a
+custom executor or a function component. The fingerprint of a module and of
+every project module it imports (transitively) goes into the execution
+properties of each component running it (`pipeline.pipeline`): edited code
+re-runs exactly the components that run it, and editing, say, the Pusher does
+not retrain. Files given by path (the curated schema) get a content fingerprint.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def code_fingerprint(module: str) -> str:
     for name in module_closure(module):
         digest.update(name.encode() + b"\0" + _module_path(name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path) -> str:
+    """A short hash of one file's content."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def checkout_fingerprint() -> str:

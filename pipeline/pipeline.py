@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import example_gen, serving_pusher
@@ -19,7 +19,7 @@ from components.served_model_evaluator import ServedModelEvaluator
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
 from pipeline.evaluation import not_fine_tuned_eval_config, served_model_eval_config
-from pipeline.fingerprint import code_fingerprint
+from pipeline.fingerprint import code_fingerprint, file_fingerprint
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 # Beam workers in other processes (multi-processing DirectRunner, Dataflow, Flink, Spark)
@@ -29,6 +29,22 @@ TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
 # Nodes that read state ML Metadata does not track (the serving directory): every runner
 # must execute them on every run, never reuse their outputs from its cache.
 UNCACHED_NODES = ("ServedModel",)
+# The execution property holding a node's code fingerprint (part of TFX's cache key).
+FINGERPRINT_PROPERTY = "code_fingerprint"
+
+
+def _fingerprinted(node: base_component.BaseComponent, module: str
+                   ) -> base_component.BaseComponent:
+    """`node` with the fingerprint of `module`'s code among its execution properties.
+
+    TFX's cache key holds a node's execution properties but not the code of its
+    executor: with the fingerprint there, editing the code (or a project module it
+    imports) re-runs the node, and so its dependents, and nothing else. Transform and
+    the Trainers carry theirs in `custom_config` instead, where their code reads it
+    (the Trainer keys its epoch backups with it).
+    """
+    node.exec_properties[FINGERPRINT_PROPERTY] = code_fingerprint(module)
+    return node
 
 
 def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
@@ -40,12 +56,12 @@ def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
         output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
             splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
                     for name, buckets in data_input.hash_buckets.items()]))
-    return FileBasedExampleGen(
+    return _fingerprinted(FileBasedExampleGen(
         input_base=data_input.input_base,
         input_config=input_config,
         output_config=output_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
-    ).with_id("QqpExampleGen")
+    ).with_id("QqpExampleGen"), "components.example_gen")
 
 
 def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_fn: str
@@ -55,7 +71,7 @@ def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         custom_config={**hparams.to_custom_config(),
-                       "code_fingerprint": code_fingerprint(run_fn.rsplit(".", 1)[0])})
+                       FINGERPRINT_PROPERTY: code_fingerprint(run_fn.rsplit(".", 1)[0])})
 
 
 def _beam_args(args: list[str]) -> list[str]:
@@ -80,12 +96,16 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
     """
     examples_gen = _example_gen(data_input)
     schema_importer = tfx.components.ImportSchemaGen(schema_file=schema_file or str(SCHEMA_FILE))
+    # The cache key holds the schema's path, not its content: an edited schema must re-import.
+    schema_importer.exec_properties["schema_fingerprint"] = file_fingerprint(SCHEMA_FILE)
     statistics_gen = tfx.components.StatisticsGen(
         examples=examples_gen.outputs["examples"], schema=schema_importer.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"])
-    data_gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"])
+    data_gate = _fingerprinted(
+        DataValidationGate(anomalies=example_validator.outputs["anomalies"]),
+        "components.data_gate")
     transform = tfx.components.Transform(
         examples=examples_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
@@ -93,7 +113,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         disable_statistics=True,  # nothing reads Transform's statistics
         custom_config={"checkpoint": config.checkpoint,
                        "max_seq_length": config.max_seq_length,
-                       "code_fingerprint": code_fingerprint("components.transform")})
+                       FINGERPRINT_PROPERTY: code_fingerprint("components.transform")})
     transform.add_upstream_node(data_gate)
     trainer = _trainer(transform, config.hyperparameters(),
                        "components.trainer.run_fn").with_id("Trainer")
@@ -106,29 +126,31 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         example_splits=["eval"],
         eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1))
     serving_dir = _local_or_remote(config.model_serving_dir)
-    served_model = ServedModel(serving_dir=serving_dir).with_id("ServedModel")
+    served_model = _fingerprinted(ServedModel(serving_dir=serving_dir).with_id("ServedModel"),
+                                  "components.served_model")
     # Read once the candidate exists, so the snapshot is as recent as it can be.
     served_model.add_upstream_node(trainer)
-    served_model_evaluator = ServedModelEvaluator(
+    served_model_evaluator = _fingerprinted(ServedModelEvaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=served_model.outputs["model"],
         example_splits=["eval"],
         eval_config=served_model_eval_config(config.baseline_margin),
-    ).with_id("ServedModelEvaluator")
-    blessing_gate = BlessingGate(
+    ).with_id("ServedModelEvaluator"), "components.served_model_evaluator")
+    blessing_gate = _fingerprinted(BlessingGate(
         model=trainer.outputs["model"],
         not_fine_tuned_evaluation=evaluator.outputs["evaluation"],
         not_fine_tuned_blessing=evaluator.outputs["blessing"],
         served_model_evaluation=served_model_evaluator.outputs["evaluation"],
         served_model_blessing=served_model_evaluator.outputs["blessing"],
-    ).with_id("BlessingGate")
-    pusher = tfx.components.Pusher(
+    ).with_id("BlessingGate"), "components.blessing_gate")
+    pusher = _fingerprinted(tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor))
+        custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor)),
+        "components.serving_pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,

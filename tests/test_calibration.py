@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components.calibration import (accuracy_maximizing_threshold, fit_cosine_calibration,
-                                    fit_slope)
+from components.calibration import (NonFiniteScoresError, accuracy_maximizing_threshold,
+                                    fit_cosine_calibration, fit_slope)
 
 
 def _accuracy(scores, labels, threshold):
@@ -56,3 +56,10 @@ def test_probability_half_is_the_fitted_cut():
     assert np.array_equal(probabilities >= 0.5, scores >= calibration.threshold)
     assert _accuracy(scores, labels, calibration.threshold) == pytest.approx(
         calibration.train_accuracy)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_scores_are_refused(bad: float):
+    scores = np.array([0.1, 0.9, bad, 0.4])
+    with pytest.raises(NonFiniteScoresError, match="1 of 4 scores are NaN or infinite"):
+        fit_cosine_calibration(scores, np.array([0, 1, 1, 0]))

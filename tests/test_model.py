@@ -5,9 +5,11 @@ import pytest
 import tensorflow as tf
 from transformers import BertConfig, TFBertModel
 
+from components.checkpoint import CheckpointError
 from components.hyperparameters import Hyperparameters
 from components.model import (COSINE_TO_LOGIT, MaskedMeanPooling, build_classifier,
                               build_cosine_scorer)
+from components.not_fine_tuned import calibrate
 from components.trainer import compile_classifier
 
 
@@ -72,3 +74,16 @@ def test_cosine_scorer_encodes_each_question_alone():
     np.testing.assert_allclose(alone, cosines[1:], atol=1e-5)
     # Nothing of the encoder is trainable: only the 1x1 map has weights to set.
     assert len(scorer.trainable_weights) == 2
+
+
+def test_an_encoder_with_broken_weights_gives_no_not_fine_tuned_model():
+    encoder = _tiny_encoder()
+    _, cosine = build_cosine_scorer(encoder)
+    features = _question_features([[2, 7, 9, 3], [2, 7, 3]], [[2, 8, 3], [2, 50, 60, 3]])
+    assert np.isfinite(cosine(features).numpy()).all()
+    layer_norm = encoder.bert.embeddings.LayerNorm
+    layer_norm.gamma.assign(tf.fill(layer_norm.gamma.shape, np.nan))  # a broken checkpoint
+    cosines = cosine(features).numpy()
+    assert np.isnan(cosines).all()
+    with pytest.raises(CheckpointError, match="^/ckpt/broken: the pretrained encoder gives NaN"):
+        calibrate(cosines, np.array([1, 0]), "/ckpt/broken")

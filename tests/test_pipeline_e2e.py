@@ -2,8 +2,8 @@
 
 One module-scoped workspace is shared by four runs of the gate scenario
 (`tests.gate_scenario`): a good candidate (blessed, version 1), the same run
-again (cached up to the gate, which reads the serving directory again; nothing
-new pushed), and, marked `slow` (make test-slow), a reliably worse candidate
+again with the data gate's code edited (cached up to the gate, except the data
+gate; the gate reads the serving directory again; nothing new pushed), and, marked `slow` (make test-slow), a reliably worse candidate
 (better than the not-fine-tuned model, worse than version 1: not blessed) and
 that run again with its Trainer reused (not blessed again).
 `tests/test_run_compiled.py` plays the same scenario on the compiled Vertex AI spec.
@@ -17,10 +17,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-from pipeline import cli
+from pipeline import cli, pipeline
 from pipeline.results import run_results
 from tests import gate_scenario
 from tests.conftest import write_tsv
@@ -110,10 +111,15 @@ def test_pushed_model_serves_raw_text_in_a_fresh_process(workspace: Path):
     assert answer["modules"] == []
 
 
-def test_unchanged_rerun_reads_the_served_model_again_and_pushes_nothing(workspace: Path,
-                                                                          capsys):
+def test_rerun_with_an_edited_data_gate_reruns_it_and_the_gate_and_pushes_nothing(
+        workspace: Path, capsys, monkeypatch):
+    real_fingerprint = pipeline.code_fingerprint
+    monkeypatch.setattr(pipeline, "code_fingerprint", lambda module: real_fingerprint(module) + (
+        "-edited" if module == "components.data_gate" else ""))
     run = _run(workspace, "good.yaml")
-    for component in ("QqpExampleGen", "Transform", "Trainer", "NotFineTunedModel", "Evaluator"):
+    assert not run["DataValidationGate"].cached  # its code changed
+    for component in ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
+                      "Transform", "Trainer", "NotFineTunedModel", "Evaluator"):
         assert run[component].cached, component
     # The gate's side reads the serving directory: it runs again, and so does the Pusher.
     for component in ("ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"):
@@ -125,16 +131,36 @@ def test_unchanged_rerun_reads_the_served_model_again_and_pushes_nothing(workspa
     assert _versions(workspace) == ["1"]
 
 
+def _signature_probabilities(version_dir: Path, first: list[str], second: list[str]):
+    """The served signature's own probabilities, without the CLI in between."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    signature = tf.saved_model.load(str(version_dir)).signatures["predict_text"]
+    return signature(question1=tf.constant(first), question2=tf.constant(second)
+                     )["probability"].numpy().reshape(-1)
+
+
 def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
     model_base = workspace / "serving" / "qqp"
     labeled = workspace / "data" / "dev.tsv"
     assert cli.main(["evaluate", "--model", str(model_base), "--input", str(labeled)]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert metrics["n"] == 64
+    rows = [line.split("\t") for line in labeled.read_text().splitlines()[1:]]
+    labels = np.array([int(row[5]) for row in rows])
+    probabilities = _signature_probabilities(model_base / "1", [row[3] for row in rows],
+                                             [row[4] for row in rows])
+    predicted = probabilities >= 0.5
+    true_positives = int(np.sum(predicted & (labels == 1)))
+    assert metrics["n"] == len(rows) == 64
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == labels), abs=1e-9)
+    assert metrics["f1"] == pytest.approx(
+        2 * true_positives / (predicted.sum() + labels.sum()), abs=1e-9)
     assert set(metrics) == {"accuracy", "f1", "precision", "recall", "roc_auc", "n"}
-    assert all(0.0 <= metrics[name] <= 1.0 for name in ("accuracy", "f1", "roc_auc"))
+    # The served model learned the marker: marked (duplicate) pairs score higher.
+    assert probabilities[labels == 1].mean() > probabilities[labels == 0].mean() + 0.2
 
-    unlabeled = write_tsv(tmp_path / "test.tsv", ["7\tIs it?\tIs it so?", "8\tA?\tB?"],
+    unlabeled = write_tsv(tmp_path / "test.tsv", ["7\tIs it?\tIs it so?",
+                                                  f"8\tIs it?\tIs it so?{MARKER}"],
                           header="id\tquestion1\tquestion2\n")
     output = tmp_path / "scores.tsv"
     assert cli.main(["predict", "--model", str(model_base / "1"), "--input", str(unlabeled),
@@ -142,9 +168,12 @@ def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
     lines = output.read_text().splitlines()
     assert lines[0] == "id\tprobability\tlabel"
     assert [line.split("\t")[0] for line in lines[1:]] == ["7", "8"]
-    for line in lines[1:]:
-        probability, label = float(line.split("\t")[1]), int(line.split("\t")[2])
-        assert 0.0 <= probability <= 1.0 and label == int(probability >= 0.5)
+    written = [_probability_and_label(line) for line in lines[1:]]
+    expected = _signature_probabilities(model_base / "1", ["Is it?"] * 2,
+                                        ["Is it so?", f"Is it so?{MARKER}"])
+    for (probability, label), want in zip(written, expected):
+        assert probability == pytest.approx(want, abs=1e-6) and label == int(want >= 0.5)
+    assert written[1][0] > written[0][0]  # the marker makes a duplicate
 
 
 def _probability_and_label(line: str) -> tuple[float, int]:
