@@ -10,8 +10,16 @@ store: no directory rename and no exclusive file creation there.
   on local disks, so two pushes never take the same number, even from two
   pipelines sharing no lock. Object stores have no exclusive create: there the
   claim is written and read back, which narrows but cannot close that race.
+- While a push works, its claim is a lease (`components.leases`): the claim
+  records a `heartbeat` time that a background thread renews every
+  `HEARTBEAT_SECONDS` (30 s) by writing the record anew and renaming it over the
+  claim (`.version-<N>.json.<id>` meanwhile); rename of one file is atomic, or
+  at least replaces it whole, on every filesystem here, even where writing in
+  place would append. A push that finds its claim gone or taken by another
+  nonce, or could not renew it within `LEASE_SECONDS`, fails before copying
+  another file.
 - On a local disk the model is copied to a hidden staging directory
-  `.staging-<host>-<pid>-<id>` and renamed to `<N>` only when complete (atomic).
+  `.staging-<N>-<id>` and renamed to `<N>` only when complete (atomic).
   On an object store the files of `<N>/` are copied in place with
   `saved_model.pb` last (TF Serving may log failed loads of `<N>` until it is
   complete), and never over an existing file: a file already there means that
@@ -21,10 +29,19 @@ store: no directory rename and no exclusive file creation there.
   (never a whole directory there), and its claim if that still holds its nonce.
 - Remaining race on object stores: checking that a file or `<N>/` is absent
   and then writing it is not atomic, so two writers can still interleave and
-  the later one overwrite the other's files.
-- Stale staging directories and claims of pushes whose process is gone (same
-  host) are removed before each push; on an object store, so are the files of
-  `<N>/` that such a claim lists, when `<N>` is incomplete.
+  the later one overwrite the other's files; likewise a renewal can replace a
+  claim that another push wrote over this one's an instant before.
+- Leftovers are recognised by the lease alone, never by a process id (which
+  another host, container or PID namespace cannot check): before each push, a
+  claim of an incomplete `<N>` whose heartbeat is older than `LEASE_SECONDS`
+  (10 min) is removed, and on an object store so are the files of `<N>/` it
+  lists. A claim with no readable heartbeat (half written, or from an older
+  version of this code) counts from its file's modification time, and is kept
+  if the filesystem reports none. A staging directory or renewal file of `<N>`
+  is removed when the claim of `<N>` is missing or expired (a staging
+  directory without a number in its name belongs to no claim). Claims of
+  complete versions are kept: they record what was pushed. The `owner`
+  (host-pid) in a claim is for people reading it only.
 - A model whose files are identical to the newest complete version (the
   highest `<N>` holding a `saved_model.pb`) is not pushed again. A model
   identical to an older version only (a rollback) is pushed as a new version,
@@ -35,6 +52,7 @@ store: no directory rename and no exclusive file creation there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -43,7 +61,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import tensorflow as tf
 from absl import logging
@@ -54,12 +72,13 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from components import leases
 from components.blessings import SERVED_VERSION_KEY
-from components.processes import is_dead_here
 
 STAGING_PREFIX = ".staging-"
 CLAIM_PREFIX = ".version-"
 FUSE_MOUNT = "/gcs/"
+_NOT_FOUND = (fileio.NotFoundError, tf.errors.NotFoundError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,16 +92,6 @@ class PushResult:
 def _is_object_store(path: str) -> bool:
     """Whether `path` lacks directory rename and exclusive create (`scheme://`, `/gcs/`)."""
     return "://" in path or path.startswith(FUSE_MOUNT)
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def _owner_is_dead(owner: str) -> bool:
-    """Whether `<host>-<pid>` names a process of this host that no longer runs."""
-    host, _, pid = owner.rpartition("-")
-    return pid.isdigit() and is_dead_here(host, int(pid))
 
 
 def model_digest(model_path: str) -> str:
@@ -132,56 +141,85 @@ def _holds_nonce(path: str, nonce: str) -> bool:
     """Whether the claim file at `path` exists, is readable and holds `nonce`."""
     try:
         return fileio.exists(path) and _read_claim(path).get("nonce") == nonce
-    except ValueError:  # half written, or written by two pushes at once
+    except (ValueError, *_NOT_FOUND):  # half written, written by two pushes at once, or removed
         return False
 
 
-def _claimed_numbers(base_directory: str) -> list[int]:
-    """The numbers of every claim file under the base directory, readable or not."""
-    numbers = [name[len(CLAIM_PREFIX):-len(".json")] for name in fileio.listdir(base_directory)
+def _claimed_numbers(names: list[str]) -> list[int]:
+    """The numbers of the claim files among these names, readable or not."""
+    numbers = [name[len(CLAIM_PREFIX):-len(".json")] for name in names
                if name.startswith(CLAIM_PREFIX) and name.endswith(".json")]
     return [int(number) for number in numbers if number.isdigit()]
-
-
-def _claims(base_directory: str) -> dict[int, dict[str, Any]]:
-    """Version -> claim record, for every readable claim file under the base directory."""
-    claims = {}
-    for number in _claimed_numbers(base_directory):
-        try:
-            claims[number] = _read_claim(_claim_path(base_directory, number))
-        except (ValueError, OSError):
-            continue
-    return claims
 
 
 def next_version(base_directory: str) -> int:
     """One more than the largest version or claimed number (1 when there is none)."""
     taken = versions(base_directory)
     if fileio.isdir(base_directory):
-        taken += _claimed_numbers(base_directory)
+        taken += _claimed_numbers(fileio.listdir(base_directory))
     return max(taken, default=0) + 1
 
 
+def _claim_is_live(path: str) -> bool:
+    """Whether the claim at `path` exists and has not expired (see the module docstring)."""
+    try:
+        try:
+            heartbeat = float(_read_claim(path)["heartbeat"])
+        except (ValueError, KeyError, TypeError):  # half written, or written by older code
+            heartbeat = fileio.stat(path).mtime_nsec / 1e9
+            if not heartbeat:  # the filesystem keeps no modification times: keep the claim
+                return True
+    except _NOT_FOUND:
+        return False
+    return not leases.expired(heartbeat)
+
+
+def _owning_version(name: str) -> str | None:
+    """The `<N>` of a staging directory or claim renewal file (maybe not a number), else None."""
+    if name.startswith(STAGING_PREFIX):
+        return name[len(STAGING_PREFIX):].split("-", 1)[0]
+    if name.startswith(CLAIM_PREFIX) and ".json." in name:
+        return name[len(CLAIM_PREFIX):].split(".json.", 1)[0]
+    return None
+
+
 def remove_stale_entries(base_directory: str) -> list[str]:
-    """Removes what dead pushes left behind (see the module docstring); returns its names."""
-    existing = set(versions(base_directory))
+    """Removes what pushes whose lease expired left behind (see the module docstring).
+
+    Returns the names of what it removed.
+    """
+    names = [name.rstrip("/") for name in fileio.listdir(base_directory)]
+    claimed = _claimed_numbers(names)
+    live = {number for number in claimed
+            if _claim_is_live(_claim_path(base_directory, number))}
     removed = []
-    for name in fileio.listdir(base_directory):
-        name = name.rstrip("/")
-        path = os.path.join(base_directory, name)
-        if name.startswith(STAGING_PREFIX) and _owner_is_dead(
-                name[len(STAGING_PREFIX):].rsplit("-", 1)[0]):
-            fileio.rmtree(path)
-            removed.append(name)
-    for number, claim in _claims(base_directory).items():
-        if (_is_complete(os.path.join(base_directory, str(number)))
-                or not _owner_is_dead(claim.get("owner", ""))):
+    for number in sorted(set(claimed) - live):
+        path = _claim_path(base_directory, number)
+        if _is_complete(os.path.join(base_directory, str(number))):
+            continue  # its claim records what was pushed
+        try:
+            files = _read_claim(path).get("files", [])
+        except ValueError:
+            files = []
+        except _NOT_FOUND:
+            continue  # released meanwhile
+        if str(number) in names and _is_object_store(base_directory):  # copied in place
+            removed += _remove_files(base_directory,
+                                     [os.path.join(str(number), name) for name in files])
+        with contextlib.suppress(*_NOT_FOUND):
+            fileio.remove(path)
+            removed.append(os.path.basename(path))
+    for name in names:
+        owner = _owning_version(name)
+        if owner is None or (owner.isdigit() and int(owner) in live):
             continue
-        if number in existing and _is_object_store(base_directory):  # copied in place, died
-            removed += _remove_files(base_directory, [
-                os.path.join(str(number), name) for name in claim.get("files", [])])
-        fileio.remove(_claim_path(base_directory, number))
-        removed.append(f"{CLAIM_PREFIX}{number}.json")
+        path = os.path.join(base_directory, name)
+        with contextlib.suppress(*_NOT_FOUND):  # its push may have just finished
+            if name.startswith(STAGING_PREFIX):
+                fileio.rmtree(path)
+            else:
+                fileio.remove(path)
+            removed.append(name)
     return removed
 
 
@@ -190,7 +228,7 @@ def _claim(base_directory: str, record: dict[str, Any]) -> int:
     while True:
         number = next_version(base_directory)
         path = _claim_path(base_directory, number)
-        payload = json.dumps({**record, "version": number})
+        payload = json.dumps({**record, "version": number, "heartbeat": time.time()})
         if not _is_object_store(path):
             try:
                 descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -207,6 +245,21 @@ def _claim(base_directory: str, record: dict[str, Any]) -> int:
             stream.write(payload)
         if _holds_nonce(path, record["nonce"]):
             return number
+
+
+def _renew_claim(path: str, claim: dict[str, Any]) -> bool:
+    """Writes the claim anew with a fresh heartbeat; False once it is no longer this push's."""
+    if not _holds_nonce(path, claim["nonce"]):
+        return False
+    renewal = f"{path}.{uuid.uuid4().hex}"  # renamed over the claim: replaced whole, not appended
+    with fileio.open(renewal, "w") as stream:
+        stream.write(json.dumps({**claim, "heartbeat": time.time()}))
+    try:
+        fileio.rename(renewal, path, overwrite=True)
+    except BaseException:
+        fileio.remove(renewal)
+        raise
+    return True
 
 
 def _release_claim(base_directory: str, number: int, nonce: str) -> None:
@@ -249,23 +302,26 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
     if newest is not None and model_digest(newest) == digest:
         return PushResult(newest, new=False)
     files = _relative_files(model_path)
-    record = {"owner": _owner(), "time": time.time(), "source": model_path, "digest": digest,
-              "files": files, "nonce": uuid.uuid4().hex}
+    record = {"owner": f"{socket.gethostname()}-{os.getpid()}", "time": time.time(),
+              "source": model_path, "digest": digest, "files": files, "nonce": uuid.uuid4().hex}
     version = _claim(base_directory, record)
     target = os.path.join(base_directory, str(version))
+    claim_path = _claim_path(base_directory, version)
     try:
-        if gated_against is not None and version != gated_against + 1:
-            raise ServedModelChangedError(
-                f"{base_directory}: version {gated_against + 1} is being pushed by another run "
-                f"(it would be served before this model, which was compared with version "
-                f"{gated_against or 'none'}); nothing pushed: run the pipeline again once it "
-                "is done")
-        if fileio.exists(target):
-            raise FileExistsError(f"{target} appeared while pushing; not overwriting it")
-        if _is_object_store(base_directory):
-            _copy_in_place(model_path, target, files)
-        else:
-            _copy_then_rename(model_path, base_directory, target, files)
+        with leases.Heartbeat(lambda: _renew_claim(claim_path, {**record, "version": version}),
+                              claim_path) as lease:
+            if gated_against is not None and version != gated_against + 1:
+                raise ServedModelChangedError(
+                    f"{base_directory}: version {gated_against + 1} is being pushed by another "
+                    f"run (it would be served before this model, which was compared with "
+                    f"version {gated_against or 'none'}); nothing pushed: run the pipeline again "
+                    "once it is done")
+            if fileio.exists(target):
+                raise FileExistsError(f"{target} appeared while pushing; not overwriting it")
+            if _is_object_store(base_directory):
+                _copy_in_place(model_path, target, files, lease.check)
+            else:
+                _copy_then_rename(model_path, base_directory, target, files, lease.check)
     except BaseException:
         _release_claim(base_directory, version, record["nonce"])
         raise
@@ -281,11 +337,17 @@ def _relative_files(source: str) -> list[str]:
     return sorted(files, key=lambda path: (path == "saved_model.pb", path))
 
 
-def _copy_then_rename(source: str, base_directory: str, target: str, files: list[str]) -> None:
-    """Local disks: copies to a private staging directory, then renames it to `target`."""
-    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{_owner()}-{uuid.uuid4().hex}")
+def _copy_then_rename(source: str, base_directory: str, target: str, files: list[str],
+                      check: Callable[[], None]) -> None:
+    """Local disks: copies to a private staging directory, then renames it to `target`.
+
+    `check` raises if the push may no longer publish (before each file and the rename).
+    """
+    staging = os.path.join(base_directory,
+                           f"{STAGING_PREFIX}{os.path.basename(target)}-{uuid.uuid4().hex}")
     try:
-        _copy_files(source, staging, files, written=[])  # private: removed whole on failure
+        _copy_files(source, staging, files, [], check)  # private: removed whole on failure
+        check()
         fileio.rename(staging, target)
     except BaseException:
         if fileio.exists(staging):
@@ -295,22 +357,28 @@ def _copy_then_rename(source: str, base_directory: str, target: str, files: list
 
 def copy_model(source: str, destination: str) -> None:
     """Copies every file of a SavedModel directory into a new directory."""
-    _copy_files(source, destination, _relative_files(source), written=[])
+    _copy_files(source, destination, _relative_files(source), [], check=lambda: None)
 
 
-def _copy_in_place(source: str, target: str, files: list[str]) -> None:
+def _copy_in_place(source: str, target: str, files: list[str], check: Callable[[], None]
+                   ) -> None:
     """Object stores: copies into `target`; on failure removes exactly the files it wrote."""
     written: list[str] = []
     try:
-        _copy_files(source, target, files, written)
+        _copy_files(source, target, files, written, check)
     except BaseException:
         _remove_files(target, written)
         raise
 
 
-def _copy_files(source: str, destination: str, files: list[str], written: list[str]) -> None:
-    """Copies `files`, never over an existing file; appends each one it (partly) wrote."""
+def _copy_files(source: str, destination: str, files: list[str], written: list[str],
+                check: Callable[[], None]) -> None:
+    """Copies `files`, never over an existing file; appends each one it (partly) wrote.
+
+    `check` runs before each file, and raises to stop the copy.
+    """
     for relative in files:
+        check()
         path = os.path.join(destination, relative)
         fileio.makedirs(os.path.dirname(path))
         try:

@@ -1,63 +1,81 @@
-"""One run at a time per metadata store: a lock file next to it.
+"""One run at a time per metadata store: a kernel lock on `<metadata>.lock`.
 
-`qqp-tfx run` creates `<metadata>.lock` exclusively, holding the owner's host,
-pid and start time, and removes it when the run ends. A second run on the same
-store stops at once (exit 2) naming the holder. A lock left by a process of this
-host that no longer runs (a killed run) is taken over.
+`qqp-tfx run` holds `flock(LOCK_EX | LOCK_NB)` on `<metadata>.lock` for the
+whole run. The kernel releases that lock when the holder's process ends, however
+it ends (even SIGKILL), so a killed run leaves no lock behind, no process id is
+ever trusted, and two runs racing for the lock cannot both get it. A second run
+on the same store stops at once (exit 2), naming the lock file and its holder:
+the holder writes its host, pid and start time into the file once it has the
+lock, and empties the file again before releasing it.
+
+The file itself is never deleted: deleting it would let a waiter lock the old,
+unlinked file while a third run creates and locks a new one. An empty lock file
+next to the store is therefore normal.
+
+On NFS, Linux maps `flock` to `fcntl` byte-range locks held by the server, so
+runs on different hosts exclude each other too, and a lock left by a host that
+died is reclaimed: an NFSv4 server drops it once that client stops renewing its
+lease (NFSv3's lock manager, when that host restarts). Byte-range locks are per
+process, though: on NFS a second `run_lock` of the same store in the same
+process is not refused, and closing it drops the first one's lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
+import fcntl
 import json
 import os
 import socket
+import time
 from typing import Iterator
 
-from components.processes import is_dead_here
 from pipeline.config import ConfigError
+
+# How long a refused run waits for a holder that has just taken the lock to write its name.
+_DESCRIPTION_WAIT_SECONDS = 1.0
 
 
 class RunLockedError(ConfigError):
     """Another run holds the metadata store."""
 
 
-def _read(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            return json.load(stream)
-    except (OSError, ValueError):
-        return {}
+def _holder(descriptor: int) -> str:
+    """Who holds the lock, as written in the lock file by its holder."""
+    deadline = time.monotonic() + _DESCRIPTION_WAIT_SECONDS
+    while True:
+        try:
+            record = json.loads(os.pread(descriptor, 4096, 0))
+            return (f"held by pid {record['pid']} on {record['host']} "
+                    f"since {record['started']}")
+        except (ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                return "held by a run that has not written its name yet"
+            time.sleep(0.05)
 
 
 @contextlib.contextmanager
 def run_lock(metadata_path: str) -> Iterator[None]:
-    """Holds `<metadata_path>.lock` for the duration of a run."""
+    """Holds the lock of `metadata_path` for the duration of a run; RunLockedError if taken."""
     path = f"{metadata_path}.lock"
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    record = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
-    while True:
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            break
-        except OSError as error:
-            if error.errno != errno.EEXIST:
-                raise
-        holder = _read(path)
-        if is_dead_here(str(holder.get("host")), int(holder.get("pid", 0))):
-            os.remove(path)  # left by a run that was killed: take it over
-            continue
-        raise RunLockedError(
-            f"{metadata_path} is in use by another qqp-tfx run (pid {holder.get('pid', '?')} "
-            f"on {holder.get('host', '?')}, started {holder.get('started', '?')}); wait for it "
-            f"to finish, or use another --metadata and --pipeline-root")
-    with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-        json.dump(record, stream)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise RunLockedError(
+                f"{metadata_path} is in use by another qqp-tfx run (lock {path}, "
+                f"{_holder(descriptor)}); wait for it to finish, or use another --metadata "
+                f"and --pipeline-root") from error
+        record = {"host": socket.gethostname(), "pid": os.getpid(),
+                  "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, json.dumps(record).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(descriptor, 0)  # still locked here: nobody reads a stale holder
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
+        os.close(descriptor)  # releases the lock

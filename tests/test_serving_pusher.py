@@ -7,13 +7,15 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from components import serving_pusher
+from components import leases, serving_pusher
 from components.serving_pusher import (CLAIM_PREFIX, STAGING_PREFIX, PushResult, next_version,
                                        push_model, versions)
 
@@ -119,30 +121,129 @@ def test_a_push_that_fails_mid_copy_leaves_nothing_behind(tmp_path: Path, monkey
     assert copied and list(base.iterdir()) == []
 
 
-def test_leftovers_of_killed_pushes_are_removed(tmp_path: Path):
+EXPIRED = time.time() - leases.LEASE_SECONDS - 60
+
+
+def test_leftovers_are_removed_once_their_lease_expired_whatever_their_pid(tmp_path: Path):
     base = tmp_path / "serving" / "qqp"
     base.mkdir(parents=True)
-    dead = f"{socket.gethostname()}-{_dead_pid()}"
-    (base / f"{STAGING_PREFIX}{dead}-0123").mkdir()
-    (base / f"{STAGING_PREFIX}{dead}-0123" / "saved_model.pb").write_bytes(b"half")
-    (base / f"{CLAIM_PREFIX}1.json").write_text(json.dumps({"owner": dead, "version": 1}))
-    alive = f"{socket.gethostname()}-{os.getpid()}"
-    (base / f"{STAGING_PREFIX}{alive}-4567").mkdir()  # a push still running: kept
+    here = socket.gethostname()
+    # Version 1: expired, although its owner pid (this process) runs.
+    (base / f"{STAGING_PREFIX}1-0123").mkdir()
+    (base / f"{STAGING_PREFIX}1-0123" / "saved_model.pb").write_bytes(b"half")
+    (base / f"{CLAIM_PREFIX}1.json").write_text(json.dumps(
+        {"owner": f"{here}-{os.getpid()}", "version": 1, "heartbeat": EXPIRED}))
+    (base / f"{CLAIM_PREFIX}1.json.89ab").write_text("a renewal that was never renamed")
+    # Version 2: a live push whose pid means nothing here (another host or PID namespace).
+    (base / f"{STAGING_PREFIX}2-4567").mkdir()
+    (base / f"{CLAIM_PREFIX}2.json").write_text(json.dumps(
+        {"owner": f"{here}-{_dead_pid()}", "version": 2, "heartbeat": time.time()}))
+    # Version 3: written by older code, without a heartbeat: its file's time counts.
+    (base / f"{CLAIM_PREFIX}3.json").write_text(json.dumps({"owner": "elsewhere-1"}))
+    os.utime(base / f"{CLAIM_PREFIX}3.json", (EXPIRED, EXPIRED))
+    (base / f"{STAGING_PREFIX}elsewhere-1-cdef").mkdir()  # named by older code: no claim
     assert push_model(str(_saved_model(tmp_path / "model")), str(base)).version_dir == str(
-        base / "1")
+        base / "3")
     assert sorted(path.name for path in base.iterdir()) == sorted(
-        ["1", f"{CLAIM_PREFIX}1.json", f"{STAGING_PREFIX}{alive}-4567"])
+        ["3", f"{CLAIM_PREFIX}2.json", f"{CLAIM_PREFIX}3.json", f"{STAGING_PREFIX}2-4567"])
 
 
-def test_concurrent_pushes_take_distinct_versions(tmp_path: Path):
+@pytest.fixture(params=["local", "ram", "gcs-fuse"])
+def store(request, tmp_path: Path, monkeypatch) -> str:
+    """A base directory on a local disk, TF's in-memory filesystem, or a stand-in `/gcs/`."""
+    if request.param == "ram":
+        return f"ram://serving-{uuid.uuid4().hex}/qqp"
+    if request.param == "gcs-fuse":
+        monkeypatch.setattr(serving_pusher, "FUSE_MOUNT", f"{tmp_path}/gcs/")
+        return f"{tmp_path}/gcs/bucket/qqp"
+    return f"{tmp_path}/local/qqp"
+
+
+@pytest.fixture
+def short_lease(monkeypatch) -> float:
+    """A 2 s lease renewed every 0.05 s; returns the lease."""
+    monkeypatch.setattr(leases, "LEASE_SECONDS", 2.0)
+    monkeypatch.setattr(leases, "HEARTBEAT_SECONDS", 0.05)
+    return leases.LEASE_SECONDS
+
+
+def test_a_push_longer_than_the_lease_keeps_it_by_renewing(store: str, short_lease: float,
+                                                             tmp_path: Path, monkeypatch):
+    removed = []
+
+    def slow_copy(source, destination, overwrite=False):
+        if os.path.basename(destination) == "saved_model.pb":  # the last file
+            time.sleep(short_lease + 0.5)  # its claim was written more than a lease ago
+            removed.extend(serving_pusher.remove_stale_entries(store))  # another push's cleanup
+        real_copy(source, destination, overwrite)
+
+    real_copy = serving_pusher.fileio.copy
+    monkeypatch.setattr(serving_pusher.fileio, "copy", slow_copy)
+    result = push_model(str(_saved_model(tmp_path / "model")), store)
+    assert removed == []
+    assert result == PushResult(os.path.join(store, "1"), new=True)
+    assert sorted(_tree(store)) == sorted([f"{CLAIM_PREFIX}1.json", "1/saved_model.pb",
+                                           "1/variables/variables.index"])
+
+
+def test_a_push_that_lost_its_claim_publishes_nothing(store: str, short_lease: float,
+                                                      tmp_path: Path, monkeypatch):
+    def copy_then_lose_the_claim(source, destination, overwrite=False):
+        real_copy(source, destination, overwrite)
+        claim = os.path.join(store, f"{CLAIM_PREFIX}1.json")
+        if serving_pusher.fileio.exists(claim):
+            # Another push found this claim expired (this one was paused) and removed it.
+            serving_pusher.fileio.remove(claim)
+            _wait_until(lambda: not any(thread.name == f"heartbeat {claim}"
+                                        for thread in threading.enumerate()))  # noticed
+
+    real_copy = serving_pusher.fileio.copy
+    monkeypatch.setattr(serving_pusher.fileio, "copy", copy_then_lose_the_claim)
+    with pytest.raises(leases.LeaseLostError, match=f"{CLAIM_PREFIX}1.json is no longer held"):
+        push_model(str(_saved_model(tmp_path / "model")), store)
+    assert _tree(store) == {}
+
+
+PUSH = """
+import os, sys, time
+from components import serving_pusher
+model, base, start = sys.argv[1:]
+listing = serving_pusher.next_version
+
+def slow_next_version(base_directory):  # a slow listing: every push reads the same number
+    number = listing(base_directory)
+    time.sleep(0.5)
+    return number
+
+serving_pusher.next_version = slow_next_version
+print("ready", flush=True)
+while not os.path.exists(start):
+    time.sleep(0.01)
+print(serving_pusher.push_model(model, base).version_dir, flush=True)
+"""
+
+
+def test_concurrent_pushes_from_several_processes_take_distinct_versions(tmp_path: Path):
     base = tmp_path / "serving" / "qqp"
-    models = [str(_saved_model(tmp_path / f"model{i}", content=f"m{i}".encode()))
-              for i in range(4)]
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda model: push_model(model, str(base)), models))
-    assert sorted(result.version_dir for result in results) == [
-        str(base / str(number)) for number in (1, 2, 3, 4)]
-    assert versions(str(base)) == [1, 2, 3, 4]
+    models = [_saved_model(tmp_path / f"model{i}", content=f"m{i}".encode()) for i in range(3)]
+    start = tmp_path / "start"
+    pushes = [subprocess.Popen([sys.executable, "-c", PUSH, str(model), str(base), str(start)],
+                               stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+              for model in models]
+    try:
+        for push in pushes:
+            assert push.stdout.readline().strip() == "ready"
+        start.touch()
+        outputs = [push.communicate(timeout=300)[0].strip() for push in pushes]
+    finally:
+        for push in pushes:
+            push.kill()
+            push.wait()
+    assert [push.returncode for push in pushes] == [0, 0, 0]
+    assert sorted(outputs) == [str(base / str(number)) for number in (1, 2, 3)]
+    for model, version_dir in zip(models, outputs):
+        assert _tree(version_dir) == _tree(str(model))
+    assert versions(str(base)) == [1, 2, 3]
 
 
 def test_push_to_a_remote_filesystem(tmp_path: Path):
@@ -241,17 +342,64 @@ def test_a_version_another_writer_starts_during_the_push_is_left_alone(object_st
     assert _tree(base) == expected  # their files and claim untouched, this push's gone
 
 
-def test_files_of_a_killed_object_store_push_are_removed(object_store: str, tmp_path: Path):
+def test_files_of_an_object_store_push_whose_lease_expired_are_removed(object_store: str,
+                                                                        tmp_path: Path):
     base = object_store
-    claim = {"owner": f"{socket.gethostname()}-{_dead_pid()}", "version": 1,
-             "files": ["variables/variables.index", "saved_model.pb"]}
+    here = socket.gethostname()
+    expired = {"owner": f"{here}-{os.getpid()}", "version": 1, "heartbeat": EXPIRED,
+               "files": ["variables/variables.index", "saved_model.pb"]}
+    live = {"owner": f"{here}-{_dead_pid()}", "version": 2, "heartbeat": time.time(),
+            "files": ["variables/variables.index", "saved_model.pb"]}
     _write(base, {"1/variables/variables.index": b"half", "1/assets/vocab.txt": b"not its own",
-                  f"{CLAIM_PREFIX}1.json": json.dumps(claim).encode()})
+                  f"{CLAIM_PREFIX}1.json": json.dumps(expired).encode(),
+                  "2/variables/variables.index": b"being copied",
+                  f"{CLAIM_PREFIX}2.json": json.dumps(live).encode()})
     result = push_model(str(_saved_model(tmp_path / "model")), base)
-    assert result == PushResult(os.path.join(base, "2"), new=True)
+    assert result == PushResult(os.path.join(base, "3"), new=True)
     assert sorted(_tree(base)) == sorted([
-        "1/assets/vocab.txt", f"{CLAIM_PREFIX}2.json", "2/saved_model.pb",
-        "2/variables/variables.index"])
+        "1/assets/vocab.txt", "2/variables/variables.index", f"{CLAIM_PREFIX}2.json",
+        f"{CLAIM_PREFIX}3.json", "3/saved_model.pb", "3/variables/variables.index"])
+
+
+def test_concurrent_pushes_to_an_object_store_never_mix_models(object_store: str,
+                                                                tmp_path: Path, monkeypatch):
+    """Pushes may collide there (the documented race): each one that succeeds is whole."""
+    models = [str(_saved_model(tmp_path / f"model{i}", content=f"m{i}".encode()))
+              for i in range(4)]
+    listing = serving_pusher.next_version
+
+    def slow_next_version(base_directory: str) -> int:  # every push reads the same number
+        number = listing(base_directory)
+        time.sleep(0.2)
+        return number
+
+    monkeypatch.setattr(serving_pusher, "next_version", slow_next_version)
+    barrier = threading.Barrier(len(models))
+
+    def push(model: str) -> PushResult | Exception:
+        barrier.wait()
+        try:
+            return push_model(model, object_store)
+        except (FileExistsError, leases.LeaseLostError) as error:
+            return error
+
+    with ThreadPoolExecutor(len(models)) as pool:
+        outcomes = list(pool.map(push, models))
+    pushed = [outcome for outcome in outcomes if isinstance(outcome, PushResult)]
+    assert pushed and len({result.version_dir for result in pushed}) == len(pushed)
+    for model, outcome in zip(models, outcomes):
+        if isinstance(outcome, PushResult):
+            assert outcome.new and _tree(outcome.version_dir) == _tree(model)
+    for number in versions(object_store):  # nothing else there mixes two models either
+        files = _tree(os.path.join(object_store, str(number))).items()
+        assert any(files <= _tree(model).items() for model in models)
+
+
+def _wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def _dead_pid() -> int:
