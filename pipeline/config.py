@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 from pathlib import Path
@@ -47,27 +48,35 @@ class Rule:
     choices: tuple[str, ...] = ()
 
 
-def _at_least(bound: float) -> Rule:
+def _at_least(bound: int) -> Rule:
     return Rule(int, f"an integer >= {bound}", lambda value: value >= bound)
 
 
-_FRACTION = Rule(float, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0)
+def not_empty(what: str) -> Rule:
+    """A string that is not empty or blank, e.g. a path."""
+    return Rule(str, what, lambda value: value.strip() != "")
+
+
+MAX_SEED = 2**32 - 1  # numpy's and Keras's seeds are unsigned 32-bit
+PATH = not_empty("a non-empty path")
+FRACTION = Rule(float, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0)
+POSITIVE = Rule(float, "a finite number > 0", lambda value: value > 0)
 RULES: dict[str, Rule] = {
-    "data": Rule(str), "pipeline_root": Rule(str), "metadata": Rule(str),
-    "serving_dir": Rule(str), "checkpoint": Rule(str),
+    "data": not_empty("a non-empty path or hf:NAME"), "pipeline_root": PATH, "metadata": PATH,
+    "serving_dir": PATH, "checkpoint": not_empty("a checkpoint directory, package or hub id"),
     "beam_pipeline_args": Rule(list), "enable_cache": Rule(bool),
     "until": Rule(str, choices=COMPONENT_IDS),
     "max_seq_length": Rule(int, f"an integer >= {MIN_SEQ_LENGTH} (and at most the checkpoint's "
                                 "max_position_embeddings)", lambda value: value >= MIN_SEQ_LENGTH),
     "epochs": _at_least(1),
-    "learning_rate": Rule(float, "a number > 0", lambda value: value > 0),
+    "learning_rate": POSITIVE,
     "warmup_ratio": Rule(float, "a number from 0 to less than 1", lambda value: 0 <= value < 1),
     "batch_size": _at_least(1),
     "max_train_examples": Rule(int, "an integer >= 0 (0: all pairs)", lambda value: value >= 0),
     "not_fine_tuned_examples": _at_least(1),
-    "seed": Rule(int, "an integer"),
-    "min_accuracy": _FRACTION, "min_f1": _FRACTION,
-    "baseline_margin": Rule(float, "a number >= 0", lambda value: value >= 0),
+    "seed": Rule(int, f"an integer from 0 to {MAX_SEED}", lambda value: 0 <= value <= MAX_SEED),
+    # A margin of 1 or more would bless any candidate: the gate compares metrics in [0, 1].
+    "min_accuracy": FRACTION, "min_f1": FRACTION, "baseline_margin": FRACTION,
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
     "pair_order": Rule(str, choices=PAIR_ORDERS),
@@ -79,9 +88,12 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def coerce(field: str, value: Any) -> Any:
-    """`value` as the type of option `field`, checked against its range; else ConfigError."""
-    rule = RULES[field]
+def coerce(field: str, value: Any, rules: Mapping[str, Rule] = RULES) -> Any:
+    """`value` as the type of option `field`, checked against its rule; else ConfigError.
+
+    Floats must also be finite (no inf or nan).
+    """
+    rule = rules[field]
 
     def refuse(allowed: str) -> ConfigError:
         return ConfigError(f"{option_name(field)}: {value!r} is not allowed; expected {allowed}")
@@ -103,13 +115,23 @@ def coerce(field: str, value: Any) -> Any:
                                        and not value.is_integer()):
             raise ValueError
         coerced = rule.kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float(10**400)
         raise refuse(rule.allowed or f"a {rule.kind.__name__}") from None
     if rule.choices and coerced not in rule.choices:
         raise refuse("one of " + ", ".join(rule.choices))
-    if not rule.check(coerced):
+    if (rule.kind is float and not math.isfinite(coerced)) or not rule.check(coerced):
         raise refuse(rule.allowed)
     return coerced
+
+
+def coerce_fields(instance: Any, rules: Mapping[str, Rule] = RULES, prefix: str = "") -> None:
+    """Coerces every field of a dataclass `instance` that is not None, in place, by the
+    rule of option `prefix` + field name (see `coerce`)."""
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if value is not None:
+            object.__setattr__(instance, field.name,
+                               coerce(prefix + field.name, value, rules))
 
 
 def _absolute(path: str) -> str:
@@ -150,10 +172,7 @@ class PipelineConfig:
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is not None:
-                object.__setattr__(self, field.name, coerce(field.name, value))
+        coerce_fields(self)
 
     def with_absolute_paths(self) -> "PipelineConfig":
         """A copy whose local paths are absolute."""

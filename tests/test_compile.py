@@ -217,18 +217,45 @@ def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path)
     assert produced == sorted(tuple(ids) for ids in expected.numpy().tolist())
 
 
-def test_compile_command_line(tmp_path):
-    """`qqp-tfx compile` through the CLI writes a spec naming the image."""
-    import json  # pylint: disable=import-outside-toplevel
-
-    from pipeline import cli  # pylint: disable=import-outside-toplevel
-
+def test_compile_command_line(tmp_path, capsys):
+    """Each `qqp-tfx compile` option lands in its own field of its own task or executor."""
     output = tmp_path / "pipeline.json"
-    assert cli.main(["compile", "--target", "vertex", "--output", str(output),
-                     "--image", "example.com/qqp-tfx:test", "--pipeline-root", "gs://b/root",
-                     "--data", "gs://b/qqp", "--serving-dir", "gs://b/serving"]) == 0
+    beam_args = ["--runner=DataflowRunner", "--project=p"]
+    hub_id = "google/bert_uncased_L-2_H-128_A-2"  # not checked here: the steps download it
+    assert cli.main([
+        "compile", "--target", "vertex", "--output", str(output), "--image", IMAGE,
+        "--image-root", "/app", "--pipeline-root", "gs://b/root", "--data", "gs://b/qqp",
+        "--serving-dir", "gs://b/serving", "--checkpoint", hub_id,
+        "--beam-pipeline-args", " ".join(beam_args), "--distribution-strategy", "mirrored",
+        "--mixed-precision", "mixed_float16", "--trainer-cpu", "4", "--trainer-memory", "16",
+        "--trainer-accelerator-type", "NVIDIA_TESLA_T4", "--trainer-accelerator-count", "2",
+        "--no-cache"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(output)
+    assert f"not checking checkpoint {hub_id} here" in captured.err
     spec = json.loads(output.read_text())
-    assert {executor["container"]["image"] for executor in _executors(spec).values()} == {
-        "example.com/qqp-tfx:test"}
-    assert _parameter(spec, "QqpExampleGen", "input_base") == "gs://b/qqp"
+    containers = {label[:-len("_executor")]: executor["container"]
+                  for label, executor in _executors(spec).items()}
+    assert {name for name, container in containers.items() if container["image"] == IMAGE} == (
+        set(containers))
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
+    assert _parameter(spec, "QqpExampleGen", "input_base") == "gs://b/qqp"
+    assert _parameter(spec, "ImportSchemaGen", "schema_file") == "/app/pipeline/schema/schema.pbtxt"
+    assert json.loads(_parameter(spec, "Pusher", "push_destination")) == {
+        "filesystem": {"base_directory": "gs://b/serving/qqp"}}
+    for name in BEAM_COMPONENTS:
+        assert containers[name]["args"][-3:] == [*beam_args, TEXT_OPS_BEAM_ARG], name
+    trainer = json.loads(_parameter(spec, "Trainer", "custom_config"))
+    assert (trainer["checkpoint"], trainer["distribution_strategy"],
+            trainer["mixed_precision"]) == (hub_id, "mirrored", "mixed_float16")
+    assert json.loads(_parameter(spec, "Transform", "custom_config"))["checkpoint"] == hub_id
+    not_fine_tuned = json.loads(_parameter(spec, "NotFineTunedModel", "custom_config"))
+    assert (not_fine_tuned["distribution_strategy"], not_fine_tuned["mixed_precision"]) == (
+        "none", "auto")  # the Trainer's settings only
+    assert {name for name, container in containers.items() if "resources" in container} == {
+        "Trainer"}
+    assert containers["Trainer"]["resources"] == {
+        "cpuLimit": 4.0, "memoryLimit": 16.0,
+        "accelerator": {"type": "NVIDIA_TESLA_T4", "count": "2"}}
+    assert {name for name, task in _tasks(spec).items()
+            if task.get("cachingOptions", {}).get("enableCache")} == set()

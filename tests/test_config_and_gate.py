@@ -66,13 +66,15 @@ def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs: 0 is not allowed; expected an integer >= 1"),
-    (["--learning-rate=-1e-5"], "--learning-rate: -1e-05 is not allowed; expected a number > 0"),
+    (["--learning-rate=-1e-5"],
+     "--learning-rate: -1e-05 is not allowed; expected a finite number > 0"),
     (["--warmup-ratio", "1"], "--warmup-ratio: 1.0 is not allowed; expected a number from 0 to"),
     (["--batch-size", "0"], "--batch-size: 0 is not allowed; expected an integer >= 1"),
     (["--max-seq-length", "4"], "--max-seq-length: 4 is not allowed; expected an integer >= 8"),
     (["--max-train-examples=-1"], "--max-train-examples: -1 is not allowed"),
     (["--min-f1", "1.5"], "--min-f1: 1.5 is not allowed; expected a number from 0 to 1"),
-    (["--baseline-margin=-0.1"], "--baseline-margin: -0.1 is not allowed; expected a number >= 0"),
+    (["--baseline-margin=-0.1"],
+     "--baseline-margin: -0.1 is not allowed; expected a number from 0 to 1"),
     (["--until", "Evaluatr"], "--until: 'Evaluatr' is not allowed; expected one of QqpExampleGen"),
     (["--checkpoint", "./no-such-checkpoint"], "checkpoint './no-such-checkpoint': no such directory"),
 ])

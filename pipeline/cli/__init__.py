@@ -10,7 +10,7 @@ import warnings
 from typing import TYPE_CHECKING, Sequence
 
 from pipeline.cli.parser import build_parser, compile_config_from_args, config_from_args
-from pipeline.config import COMPONENT_IDS, ConfigError
+from pipeline.config import COMPONENT_IDS, ConfigError, PipelineConfig
 
 if TYPE_CHECKING:
     from components.qqp_records import QqpPair
@@ -43,6 +43,17 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def _check_checkpoint(config: PipelineConfig) -> None:
+    """Checks that the checkpoint loads and takes `max_seq_length` tokens; else an error."""
+    from components.checkpoint import check_checkpoint  # pylint: disable=import-outside-toplevel
+
+    print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
+    positions = check_checkpoint(config.checkpoint).max_position_embeddings
+    if config.max_seq_length > positions:
+        raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
+                          f"the checkpoint takes at most {positions} tokens")
+
+
 def _run(args: argparse.Namespace) -> int:
     # pylint: disable=import-outside-toplevel
     from pipeline import progress
@@ -50,16 +61,10 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runners import local
     from pipeline.run_lock import run_lock
 
-    from components.checkpoint import check_checkpoint
-
     config = config_from_args(args).with_absolute_paths()
     progress.install(args.verbose)
     if config.until not in DATA_ONLY_COMPONENTS:
-        print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
-        positions = check_checkpoint(config.checkpoint).max_position_embeddings
-        if config.max_seq_length > positions:
-            raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
-                              f"the checkpoint takes at most {positions} tokens")
+        _check_checkpoint(config)
     print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
     with run_lock(config.metadata):
         local.run_local(config)
@@ -134,9 +139,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _compile(args: argparse.Namespace) -> None:
-    from pipeline.runners.vertex import compile_pipeline  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.runners.vertex import checkpoint_checkable_here, compile_pipeline
 
     config, options = compile_config_from_args(args)
+    if checkpoint_checkable_here(config.checkpoint):
+        _check_checkpoint(config)
+    else:
+        print(f"qqp-tfx: not checking checkpoint {config.checkpoint} here: the steps resolve "
+              "it; --max-seq-length must be at most its max_position_embeddings",
+              file=sys.stderr)
     path = compile_pipeline(config, options.target, options.output, options.image or "",
                             image_root=options.image_root,
                             trainer_resources=options.trainer_resources())

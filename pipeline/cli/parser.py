@@ -11,7 +11,8 @@ from typing import Any
 
 from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
                                         PAIR_ORDERS)
-from pipeline.config import BUNDLED_SAMPLE, COMPONENT_IDS, PipelineConfig, load_config_file
+from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
+                             load_config_file)
 from pipeline.runners.vertex import COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS, CompileOptions
 
 
@@ -56,7 +57,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--batch-size", type=int, default=None,
                           help=f"training batch size [default: {defaults.batch_size}]")
     training.add_argument("--seed", type=int, default=None,
-                          help=f"random seed of training [default: {defaults.seed}]")
+                          help=f"random seed of training, from 0 to {MAX_SEED} "
+                               f"[default: {defaults.seed}]")
     training.add_argument("--mixed-precision", default=None,
                           choices=MIXED_PRECISION_POLICIES,
                           help="Keras precision policy; auto: mixed_bfloat16 where the CPU "
@@ -79,8 +81,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--min-f1", type=float, default=None,
                       help=f"F1 floor [default: {defaults.min_f1}]")
     gate.add_argument("--baseline-margin", type=float, default=None,
-                      help="how much worse than the baseline accuracy and F1 may be; 0 means "
-                           f"both must be strictly higher [default: {defaults.baseline_margin}]")
+                      help="how much worse than the baseline accuracy and F1 may be, from 0 "
+                           "to 1; 0 means both must be strictly higher "
+                           f"[default: {defaults.baseline_margin}]")
     run.add_argument("--beam-pipeline-args", default=None,
                      help="arguments for every Beam-powered component, in one quoted string, "
                           "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")

@@ -29,7 +29,9 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import REPO_ROOT, ConfigError, PipelineConfig
+from components.checkpoint import DEFAULT_CHECKPOINT, looks_local
+from pipeline.config import (PATH, POSITIVE, REPO_ROOT, ConfigError, PipelineConfig, Rule,
+                             coerce, coerce_fields, not_empty)
 
 if TYPE_CHECKING:  # pipeline.data_inputs imports Beam and TensorFlow: only inside commands
     from pipeline.data_inputs import DataInput
@@ -45,12 +47,25 @@ KFP_V1_UNSUPPORTED = (
     "--target vertex: its KFP v2 spec also runs on Kubeflow Pipelines 2.x clusters.")
 
 
+# The rules of compile's own options (`CompileOptions`), checked like the pipeline's `RULES`.
+# Vertex AI takes any positive CPU and memory limit (ResourceSpec doubles) and picks a
+# machine type that satisfies them; the accelerator type is one of its enum names.
+COMPILE_RULES: dict[str, Rule] = {
+    "target": Rule(str, choices=TARGETS), "output": PATH,
+    "image": not_empty("a container image, e.g. us-docker.pkg.dev/PROJECT/REPO/qqp-tfx:TAG"),
+    "image_root": PATH, "trainer_cpu": POSITIVE, "trainer_memory": POSITIVE,  # GiB
+    "trainer_accelerator_type": not_empty("an accelerator type, e.g. NVIDIA_TESLA_T4"),
+    "trainer_accelerator_count": Rule(int, "an integer >= 1", lambda value: value >= 1),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerResources:
     """Resources of the Trainer step (a KFP v2 ResourceSpec via `with_platform_config`).
 
     Vertex AI Pipelines picks the machine type that satisfies the CPU and memory
     limits and attaches the accelerators, e.g. 8 CPUs, 30 GiB and one NVIDIA_TESLA_T4.
+    Checked by `COMPILE_RULES` (as trainer_cpu, ...).
     """
 
     cpu: float | None = None  # vCPU limit
@@ -59,11 +74,10 @@ class TrainerResources:
     accelerator_count: int | None = None  # default 1 when a type is given
 
     def __post_init__(self) -> None:
+        coerce_fields(self, COMPILE_RULES, prefix="trainer_")
         if self.accelerator_count and not self.accelerator_type:
-            raise ConfigError("trainer-accelerator-count needs trainer-accelerator-type")
-        for name in ("cpu", "memory", "accelerator_count"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ConfigError(f"trainer-{name.replace('_', '-')} must be positive")
+            raise ConfigError(f"--trainer-accelerator-count: {self.accelerator_count} is not "
+                              "allowed without --trainer-accelerator-type")
 
     def resource_spec(self):
         """The ResourceSpec proto, or None when nothing is set."""
@@ -96,6 +110,10 @@ class CompileOptions:
     trainer_accelerator_type: str | None = None
     trainer_accelerator_count: int | None = None
 
+    def __post_init__(self) -> None:
+        coerce_fields(self, COMPILE_RULES)
+        self.trainer_resources()  # checks the combination
+
     def trainer_resources(self) -> TrainerResources:
         """The Trainer step's resources."""
         return TrainerResources(self.trainer_cpu, self.trainer_memory,
@@ -121,6 +139,23 @@ def in_image_path(path: str, what: str, image_root: str = IMAGE_ROOT) -> str:
             f"project, at {image_root}, is); copy it to gs://... and give that URI, or "
             "build it into the image") from None
     return posixpath.join(image_root, relative.as_posix())
+
+
+def is_local_checkpoint(checkpoint: str) -> bool:
+    """Whether `checkpoint` is a directory of this machine (mapped into the image), not a
+    package, hub id or URI that the steps resolve when they run."""
+    return not _is_remote(checkpoint) and (
+        looks_local(checkpoint) or os.path.isdir(os.path.expanduser(checkpoint)))
+
+
+def checkpoint_checkable_here(checkpoint: str) -> bool:
+    """Whether `compile` can check `checkpoint` here, offline, as the steps will see it.
+
+    A local directory is the one built into the image; the default package is pinned in
+    uv.lock, so the image has the same one. A hub id or a gs:// URI is resolved by the
+    steps (it needs the network or credentials the steps have, this machine may not).
+    """
+    return checkpoint == DEFAULT_CHECKPOINT or is_local_checkpoint(checkpoint)
 
 
 def _container_data_input(config: PipelineConfig, image_root: str) -> DataInput:
@@ -152,8 +187,8 @@ def container_config(config: PipelineConfig, image_root: str = IMAGE_ROOT) -> Pi
             f"serving-dir {config.serving_dir}: give a URI or an absolute path as the "
             "containers see it, e.g. /gcs/BUCKET/serving (Cloud Storage FUSE on Vertex AI)")
     checkpoint = config.checkpoint
-    if os.path.isdir(checkpoint):  # else a package or hub name, resolved in the container
-        checkpoint = in_image_path(checkpoint, "checkpoint", image_root)
+    if is_local_checkpoint(checkpoint):  # else a package, hub id or URI the steps resolve
+        checkpoint = in_image_path(os.path.expanduser(checkpoint), "checkpoint", image_root)
     return dataclasses.replace(config, checkpoint=checkpoint)
 
 
@@ -178,9 +213,7 @@ def compile_pipeline(config: PipelineConfig, target: str, output_path: str, imag
     `output_path` may be local or gs://. Raises ConfigError for settings a
     containerized run cannot use.
     """
-    if target not in TARGETS:
-        raise ConfigError(f"target {target!r}: expected one of {list(TARGETS)}")
-    if target == "kubeflow":
+    if coerce("target", target, COMPILE_RULES) == "kubeflow":
         raise ConfigError(KFP_V1_UNSUPPORTED)
     if not image:
         raise ConfigError("image: give the container image of the steps, e.g. "
