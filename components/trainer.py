@@ -5,8 +5,13 @@ Hyperparameters come from the Trainer's `custom_config` (see
 in bf16 where the hardware has it; the classifier logit and the loss stay
 float32, and the exported model always computes in float32, so it serves on
 any machine. `pair_order: both` trains on each pair in a random order and
-exports the mean of both orders (`components.pair_order`). `distribution_strategy` scales training beyond one device.
-No Keras validation pass runs: TFMA evaluates the eval split.
+exports the mean of both orders (`components.pair_order`).
+`distribution_strategy` scales training beyond one device. No Keras
+validation pass runs: TFMA evaluates the eval split.
+
+Every completed epoch is backed up (`components.training_backup`) and the
+backup is kept until the export has succeeded: a re-run after a kill resumes
+after the last completed epoch, or, when all epochs were done, only exports.
 """
 
 from __future__ import annotations
@@ -18,13 +23,12 @@ import math
 import os
 import shutil
 import tempfile
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from tfx import v1 as tfx
 from transformers import create_optimizer
 
 from components import training_inputs
@@ -34,7 +38,11 @@ from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
 from components.pair_order import order_averaged
 from components.precision import resolve_policy
+from components.training_backup import epochs_done, remove_backups, restore_weights
 from components.training_progress import TrainingEta
+
+if TYPE_CHECKING:  # importing TFX takes seconds; run_fn needs only its FnArgs' fields
+    from tfx import v1 as tfx
 
 
 def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps: int) -> None:
@@ -127,22 +135,29 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # chief writes the Trainer's outputs, the other workers write to a scratch directory.
     scratch = None if _is_chief(strategy) else tempfile.mkdtemp(prefix="worker-")
     backup_dir = resume_dir(fn_args)
-    if tf.io.gfile.exists(backup_dir):
-        logging.warning("Resuming training from the last completed epoch backed up in %s "
-                        "(an earlier run with the same inputs was interrupted)", backup_dir)
-    model.fit(
-        training_inputs.training_batches(fn_args.train_files, tft_output, hparams.batch_size,
-                                         hparams.seed, hparams.max_train_examples),
-        epochs=hparams.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
-                       log_dir=scratch or fn_args.model_run_dir,
-                       update_freq=max(1, steps_per_epoch // 20)),
-                   keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=True),
-                   TrainingEta(hparams.epochs)],
-        verbose=1)
-    if not scratch and tf.io.gfile.exists(backup_dir):  # done: nothing left to resume
-        tf.io.gfile.rmtree(backup_dir)
+    done = epochs_done(backup_dir)
+    if done >= hparams.epochs:
+        logging.warning("All %d epochs were already trained (backup in %s, left by an "
+                        "interrupted run): exporting without retraining", hparams.epochs,
+                        backup_dir)
+        restore_weights(model, backup_dir)
+    else:
+        if done:
+            logging.warning("Resuming at epoch %d/%d: %d already trained (backup in %s, left "
+                            "by an interrupted run)", done + 1, hparams.epochs, done, backup_dir)
+        model.fit(
+            training_inputs.training_batches(fn_args.train_files, tft_output,
+                                             hparams.batch_size, hparams.seed,
+                                             hparams.max_train_examples),
+            epochs=hparams.epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
+                           log_dir=scratch or fn_args.model_run_dir,
+                           update_freq=max(1, steps_per_epoch // 20)),
+                       # Kept until the export has succeeded, then removed below.
+                       keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+                       TrainingEta(hparams.epochs)],
+            verbose=1)
     if policy != "float32":
         model = float32_copy(model, lambda: build_classifier(
             new_tf_bert(checkpoint_dir), pooling=hparams.pooling, random_pair_order=both_orders))
@@ -150,3 +165,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                          scratch or fn_args.serving_model_dir)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
+    else:  # exported: nothing left to resume; bound the backups other configurations left
+        remove_backups(backup_dir)

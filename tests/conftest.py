@@ -40,7 +40,7 @@ def small_qqp_dir(tmp_path: Path) -> Path:
 # worker in collection order (--dist loadfile --no-loadscope-reorder), so these start at
 # once on both workers and the short files fill in after them.
 SLOWEST_FILES_FIRST = ("test_run_compiled.py", "test_notebook.py", "test_pipeline_e2e.py",
-                       "test_compile.py")
+                       "test_training_resume.py", "test_compile.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

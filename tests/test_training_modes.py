@@ -1,13 +1,18 @@
-"""bf16 mixed precision and MirroredStrategy really train (on CPU), and export runs in float32."""
+"""bf16 and run_fn's MirroredStrategy really train (on CPU), and the export runs in float32."""
+
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
+from tfx import v1 as tfx
 from transformers import BertConfig, TFBertModel
 
+from components import trainer
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
-from components.trainer import compile_classifier, float32_copy, keras_policy, make_strategy
+from components.trainer import compile_classifier, float32_copy, keras_policy
 
 CONFIG = BertConfig(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=64)
@@ -50,16 +55,41 @@ def test_bf16_trains_with_a_float32_logit_and_exports_a_float32_copy():
     np.testing.assert_allclose(copy(features).numpy(), model(features).numpy(), atol=0.1)
 
 
-def test_mirrored_strategy_trains_on_cpu():
+def test_run_fn_builds_and_trains_the_model_under_the_mirrored_strategy(tmp_path: Path,
+                                                                         monkeypatch):
     features, labels = _batches()
-    strategy = make_strategy("mirrored")
-    with strategy.scope():
-        model = _build()
-        compile_classifier(model, Hyperparameters(learning_rate=1e-3, warmup_ratio=0.0), 10)
-    before = [weight.numpy().copy() for weight in model.trainable_weights]
-    dataset = tf.data.Dataset.from_tensors((features, labels)).repeat()
-    history = model.fit(dataset, steps_per_epoch=10, epochs=1, verbose=0)
-    assert isinstance(strategy, tf.distribute.MirroredStrategy)
-    assert strategy.num_replicas_in_sync >= 1 and np.isfinite(history.history["loss"][0])
-    assert any(not np.array_equal(old, new.numpy())
+    built = []
+
+    def build(*args, **kwargs) -> keras.Model:
+        model = build_classifier(*args, **kwargs)
+        built.append((tf.distribute.get_strategy(),
+                      [weight.numpy().copy() for weight in model.trainable_weights]))
+        return model
+
+    exported = []
+    monkeypatch.setattr(trainer, "build_classifier", build)
+    monkeypatch.setattr(trainer, "resolve_checkpoint", lambda checkpoint: checkpoint)
+    monkeypatch.setattr(trainer, "load_tf_bert", lambda checkpoint_dir: TFBertModel(CONFIG))
+    monkeypatch.setattr(trainer, "tft", SimpleNamespace(TFTransformOutput=lambda path: None))
+    monkeypatch.setattr(trainer, "training_inputs", SimpleNamespace(
+        count_examples=lambda files: len(labels),
+        training_batches=lambda *args: tf.data.Dataset.from_tensors((features, labels)).repeat()))
+    monkeypatch.setattr(trainer, "export_serving_model",
+                        lambda model, tft_output, export_dir: exported.append(model))
+    hparams = Hyperparameters(distribution_strategy="mirrored", mixed_precision="none",
+                              batch_size=4, learning_rate=1e-3, warmup_ratio=0.0)
+    trainer_dir = tmp_path / "Trainer"
+    trainer.run_fn(tfx.components.FnArgs(
+        train_files=["unused"], transform_output="unused",
+        model_run_dir=str(trainer_dir / "model_run" / "1"),
+        serving_model_dir=str(trainer_dir / "model" / "1"),
+        custom_config=hparams.to_custom_config()))
+
+    [(strategy, before)] = built
+    assert isinstance(strategy, tf.distribute.MirroredStrategy)  # built inside its scope
+    [model] = exported
+    assert model.distribute_strategy is strategy
+    assert model.trainable_weights and all(
+        isinstance(weight, tf.distribute.DistributedValues) for weight in model.trainable_weights)
+    assert any(not np.array_equal(old, new.numpy())  # it trained
                for old, new in zip(before, model.trainable_weights))
