@@ -32,6 +32,7 @@ def _batch(size: int = 32, length: int = 12):
 def test_tiny_bert_loss_falls_in_a_few_steps():
     model = build_classifier(_tiny_encoder())
     compile_classifier(model, Hyperparameters(learning_rate=1e-3, warmup_ratio=0.0), 30)
+    model.run_eagerly = True  # 30 tiny steps: tracing the train step would take longer
     features, labels = _batch()
     initial_loss = float(model.evaluate(features, labels, verbose=0)[0])
     model.fit(tf.data.Dataset.from_tensors((features, labels)).repeat(), epochs=1,

@@ -54,6 +54,13 @@ KILLED_RUN = textwrap.dedent("""
     from components import trainer
 
     fn_args, where, saved = sys.argv[1:]
+    compile_classifier = trainer.compile_classifier
+
+    def eager_compile_classifier(model, hparams, total_steps):
+        compile_classifier(model, hparams, total_steps)
+        model.run_eagerly = True  # a few tiny steps: tracing them would take longer
+
+    trainer.compile_classifier = eager_compile_classifier
     if where == "training":
         back_up = keras.callbacks.BackupAndRestore.on_epoch_end
 
