@@ -8,7 +8,7 @@ from components.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint
 
 def make_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
     """Writes config.json, vocab.txt, tokenizer_config.json and random tf_model.h5."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    import tf_keras as keras  # pylint: disable=import-outside-toplevel
     from transformers import BertConfig, TFBertModel  # pylint: disable=import-outside-toplevel
 
     source = Path(resolve_checkpoint(DEFAULT_CHECKPOINT))
@@ -18,7 +18,9 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
                         num_attention_heads=2, intermediate_size=64,
                         max_position_embeddings=512)
-    tf.random.set_seed(seed)
+    # Python's, NumPy's and TensorFlow's seeds: unseeded Keras initializers draw their
+    # seeds from Python's `random`, so tf.random.set_seed alone varies between processes.
+    keras.utils.set_random_seed(seed)
     model = TFBertModel(config)
     model(model.dummy_inputs)
     model.save_pretrained(str(directory))
