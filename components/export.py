@@ -64,8 +64,10 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     question_spec = {name: raw_spec[name] for name in QUESTIONS}
     feature_names = list(model.input_names)
 
-    def predict_raw(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        transformed = model.tft_layer(raw_features)
+    # One traced graph of tokenizer and model, which both scoring signatures call.
+    @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.string)] * len(QUESTIONS))
+    def predict_questions(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer({"question1": question1, "question2": question2})
         features = {name: ragged(transformed[name]) for name in feature_names}
         probability = tf.sigmoid(logits_in_length_order(model, features))
         return {"probability": probability,
@@ -73,13 +75,14 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     @tf.function(input_signature=[_EXAMPLES_SPEC])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict_raw(tf.io.parse_example(examples, question_spec))
+        raw_features = tf.io.parse_example(examples, question_spec)
+        return predict_questions(*(tf.reshape(raw_features[name], [-1, 1])
+                                   for name in QUESTIONS))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=name)
                                   for name in QUESTIONS])
     def predict_text(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict_raw({"question1": tf.reshape(question1, [-1, 1]),
-                            "question2": tf.reshape(question2, [-1, 1])})
+        return predict_questions(tf.reshape(question1, [-1, 1]), tf.reshape(question2, [-1, 1]))
 
     @tf.function(input_signature=[_EXAMPLES_SPEC])
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:

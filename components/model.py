@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
+from components.families import FAMILIES, Family, with_pooler
 from components.features import PAIR_FEATURES, QUESTIONS
 from components.pair_order import RandomPairOrder
 
@@ -33,6 +34,39 @@ class CosineSimilarity(keras.layers.Layer):
                              * tf.math.l2_normalize(second, axis=-1), axis=-1)
 
 
+def encoder_family(encoder: keras.layers.Layer) -> Family:
+    """The `components.families.Family` of a transformers TF encoder (from its config)."""
+    model_type = encoder.config.model_type
+    if model_type not in FAMILIES:
+        raise ValueError(f"encoder model_type {model_type!r} is not supported; supported: "
+                         f"{', '.join(FAMILIES)}")
+    return FAMILIES[model_type]
+
+
+def takes_token_types(encoder: keras.layers.Layer) -> bool:
+    """Whether the encoder is given token_type_ids.
+
+    Only families whose encoder has token type embeddings, and only with more than
+    one type (DeBERTa-v3 has `type_vocab_size` 0; with one type every id is 0 anyway,
+    and a pair's second-segment 1 would be out of range).
+    """
+    return (encoder_family(encoder).uses_token_types
+            and getattr(encoder.config, "type_vocab_size", 0) > 1)
+
+
+def encode(encoder: keras.layers.Layer, input_ids: tf.Tensor, attention_mask: tf.Tensor,
+           token_type_ids: tf.Tensor | None = None, **kwargs):
+    """Calls a transformers TF encoder of any family with the features it takes.
+
+    `token_type_ids` are passed only where `takes_token_types`; they are dropped
+    otherwise (DistilBERT's call does not accept them).
+    """
+    features = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if token_type_ids is not None and takes_token_types(encoder):
+        features["token_type_ids"] = token_type_ids
+    return encoder(**features, **kwargs)
+
+
 def _token_inputs(names: tuple[str, ...]) -> dict[str, keras.Input]:
     return {name: keras.Input(shape=(None,), dtype=tf.int32, name=name) for name in names}
 
@@ -42,16 +76,24 @@ def build_classifier(encoder: keras.layers.Layer, pooling: str = "mean",
     """Returns the fine-tuned model: pair token features -> duplicate logit.
 
     `pooling` picks the pair representation: the masked mean of the token states
-    (default; all-MiniLM-L6-v2 was trained for mean pooling), the [CLS] state,
-    or BERT's pooler output. With `random_pair_order`, training sees each pair in
-    a random order (`components.pair_order`).
+    (default; all-MiniLM-L6-v2 was trained for mean pooling), the first token's
+    state ([CLS], <s>), or the encoder's pooler output (only families with a
+    pooler: bert, albert, roberta). The encoder is any family's transformers TF
+    model (`components.families`); the inputs are the same for all of them, and
+    token_type_ids reach only encoders that take them (`takes_token_types`). With
+    `random_pair_order`, training sees each pair in a random order
+    (`components.pair_order`).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    family = encoder_family(encoder)
+    if pooling == "pooler" and not family.has_pooler:
+        raise ValueError(f"pooling 'pooler' needs an encoder with a pooler "
+                         f"({', '.join(with_pooler())}); {family.model_type} has none")
     inputs = _token_inputs(PAIR_FEATURES)
-    pair = RandomPairOrder(name="random_pair_order")(inputs) if random_pair_order else inputs
-    encoded = encoder(input_ids=pair["input_ids"], attention_mask=pair["attention_mask"],
-                      token_type_ids=pair["token_type_ids"])
+    pair = (RandomPairOrder(family.pair_separators, name="random_pair_order")(inputs)
+            if random_pair_order else inputs)
+    encoded = encode(encoder, pair["input_ids"], pair["attention_mask"], pair["token_type_ids"])
     if pooling == "mean":
         pooled = MaskedMeanPooling(name="mean_pooling")(encoded.last_hidden_state,
                                                        pair["attention_mask"])
@@ -79,8 +121,7 @@ def build_cosine_scorer(encoder: keras.layers.Layer) -> tuple[keras.Model, keras
     embeddings = []
     for question in QUESTIONS:
         ids, mask = inputs[f"{question}_input_ids"], inputs[f"{question}_attention_mask"]
-        states = encoder(input_ids=ids, attention_mask=mask, token_type_ids=tf.zeros_like(ids),
-                         training=False).last_hidden_state
+        states = encode(encoder, ids, mask, tf.zeros_like(ids), training=False).last_hidden_state
         embeddings.append(MaskedMeanPooling(name=f"{question}_mean_pooling")(states, mask))
     cosine = CosineSimilarity(name="cosine")(*embeddings)
     logit = keras.layers.Dense(1, name=COSINE_TO_LOGIT)(cosine[:, tf.newaxis])

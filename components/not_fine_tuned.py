@@ -22,7 +22,7 @@ from tfx import v1 as tfx
 from components import training_inputs
 from components.calibration import (CosineCalibration, NonFiniteScoresError,
                                     fit_cosine_calibration)
-from components.checkpoint import CheckpointError, load_tf_bert, resolve_checkpoint
+from components.checkpoint import CheckpointError, load_encoder, resolve_checkpoint
 from components.export import export_serving_model
 from components.features import QUESTION_FEATURES
 from components.hyperparameters import Hyperparameters
@@ -46,7 +46,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Fits the cosine -> probability map on training pairs and exports the scorer."""
     hparams = Hyperparameters.from_custom_config(fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    scorer, cosine = build_cosine_scorer(load_tf_bert(resolve_checkpoint(hparams.checkpoint)))
+    scorer, cosine = build_cosine_scorer(load_encoder(resolve_checkpoint(hparams.checkpoint)))
 
     pairs = training_inputs.labeled_examples(fn_args.train_files, tft_output, QUESTION_FEATURES)
     if hparams.max_train_examples:

@@ -1,4 +1,4 @@
-"""The Trainer's `run_fn`: Keras (tf_keras) fine-tuning of a Hugging Face BERT checkpoint.
+"""The Trainer's `run_fn`: Keras (tf_keras) fine-tuning of a Hugging Face encoder checkpoint.
 
 Hyperparameters come from the Trainer's `custom_config` (see
 `components.hyperparameters.Hyperparameters`). `mixed_precision: auto` trains
@@ -32,8 +32,9 @@ from absl import logging
 from transformers import create_optimizer
 
 from components import training_inputs
-from components.checkpoint import load_tf_bert, new_tf_bert, resolve_checkpoint
+from components.checkpoint import load_encoder, new_encoder, resolve_checkpoint
 from components.export import export_serving_model
+from components.families import family_of
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
 from components.pair_order import order_averaged
@@ -128,7 +129,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     strategy = make_strategy(hparams.distribution_strategy)
     both_orders = hparams.pair_order == "both"
     with keras_policy(policy), (strategy.scope() if strategy else contextlib.nullcontext()):
-        model = build_classifier(load_tf_bert(checkpoint_dir), pooling=hparams.pooling,
+        model = build_classifier(load_encoder(checkpoint_dir), pooling=hparams.pooling,
                                  random_pair_order=both_orders)
         compile_classifier(model, hparams, steps_per_epoch * hparams.epochs)
     # Every worker of a multi-worker job trains and saves (saving is collective); only the
@@ -160,9 +161,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             verbose=1)
     if policy != "float32":
         model = float32_copy(model, lambda: build_classifier(
-            new_tf_bert(checkpoint_dir), pooling=hparams.pooling, random_pair_order=both_orders))
-    export_serving_model(order_averaged(model) if both_orders else model, tft_output,
-                         scratch or fn_args.serving_model_dir)
+            new_encoder(checkpoint_dir), pooling=hparams.pooling, random_pair_order=both_orders))
+    if both_orders:
+        model = order_averaged(model, family_of(checkpoint_dir).pair_separators)
+    export_serving_model(model, tft_output, scratch or fn_args.serving_model_dir)
     if scratch:
         shutil.rmtree(scratch, ignore_errors=True)
     else:  # exported: nothing left to resume; bound the backups other configurations left

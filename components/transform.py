@@ -1,9 +1,10 @@
-"""Transform's `preprocessing_fn`: question pairs to BERT inputs, in-graph.
+"""Transform's `preprocessing_fn`: question pairs to the encoder's inputs, in-graph.
 
-Each pair becomes the fine-tuned model's input ([CLS] q1 [SEP] q2 [SEP]) and
-each question alone the not-fine-tuned model's ([CLS] q [SEP]). The
-checkpoint's WordPiece vocabulary becomes an asset of the transform graph, so
-an exported model tokenizes raw text by itself.
+Each pair becomes the fine-tuned model's input (BERT: [CLS] q1 [SEP] q2 [SEP]) and
+each question alone the not-fine-tuned model's ([CLS] q [SEP]), with the
+checkpoint's own tokenizer family (components.tokenization). Its vocabulary
+becomes part of the transform graph, so an exported model tokenizes raw text by
+itself.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import tensorflow as tf
 
 from components.checkpoint import resolve_checkpoint
 from components.features import LABEL, OVERLAP_BUCKETS, QUESTIONS, SLICE_FEATURE
-from components.tokenization import (assemble_pair, assemble_single, load_tokenizer_spec,
-                                     tokenize_questions)
+from components.tokenization import load_tokenizer
+from components.tokenization.base import assemble_pair, assemble_single
 
 
 def _squeeze(feature: tf.Tensor) -> tf.Tensor:
@@ -41,19 +42,19 @@ def word_overlap_bucket(question1: tf.Tensor, question2: tf.Tensor) -> tf.Tensor
 
 def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
                      ) -> dict[str, Any]:
-    """Tokenizes pairs and single questions Hugging Face style; adds label and overlap slice.
+    """Tokenizes pairs and questions with the checkpoint's own tokenizer; adds label and slice.
 
     custom_config: `checkpoint` (hub id, local directory or the offline default)
     and `max_seq_length` (pairs are truncated `longest_first` to that length,
     single questions to their first tokens).
     """
-    spec = load_tokenizer_spec(resolve_checkpoint(custom_config["checkpoint"]))
+    tokenizer = load_tokenizer(resolve_checkpoint(custom_config["checkpoint"]))
     max_length = int(custom_config["max_seq_length"])
     question1, question2 = (_squeeze(inputs[name]) for name in QUESTIONS)
-    ids1, ids2 = tokenize_questions(question1, question2, spec)
-    outputs: dict[str, Any] = dict(assemble_pair(ids1, ids2, spec, max_length))
+    ids1, ids2 = tokenizer.tokenize_questions(question1, question2)
+    outputs: dict[str, Any] = dict(assemble_pair(ids1, ids2, tokenizer.template, max_length))
     for question, ids in zip(QUESTIONS, (ids1, ids2)):
-        for name, value in assemble_single(ids, spec, max_length).items():
+        for name, value in assemble_single(ids, tokenizer.template, max_length).items():
             outputs[f"{question}_{name}"] = value
     outputs[LABEL] = _squeeze(inputs[LABEL])
     outputs[SLICE_FEATURE] = word_overlap_bucket(question1, question2)

@@ -8,31 +8,30 @@ import pytest
 import tensorflow as tf
 
 from components.checkpoint import (DEFAULT_CHECKPOINT, CheckpointError, check_checkpoint,
-                                   load_tf_bert, resolve_checkpoint)
+                                   load_encoder, resolve_checkpoint)
 from components.model import CosineSimilarity, MaskedMeanPooling
-from components.tokenization import load_tokenizer_spec, tokenize_questions
+from components.tokenization import load_tokenizer
+from components.tokenization.base import assemble_single
 
 DEFAULT_DIR = Path(resolve_checkpoint(DEFAULT_CHECKPOINT))
 
 
-def _embed(model, spec, texts: list[str]) -> tf.Tensor:
-    ids, _ = tokenize_questions(tf.constant(texts), tf.constant(texts), spec)
-    cls_sep = tf.fill([len(texts), 1], tf.constant(spec.cls_id, tf.int64))
-    ids = tf.concat([cls_sep, ids, tf.fill([len(texts), 1], tf.constant(spec.sep_id, tf.int64))],
-                    axis=1).to_tensor()
-    mask = tf.cast(ids > 0, tf.int32)
-    states = model(input_ids=tf.cast(ids, tf.int32), attention_mask=mask).last_hidden_state
+def _embed(model, texts: list[str]) -> tf.Tensor:
+    tokenizer = load_tokenizer(str(DEFAULT_DIR))
+    question = assemble_single(tokenizer.tokenize(tf.constant(texts)), tokenizer.template, 128)
+    ids, mask = (tf.cast(question[name].to_tensor(), tf.int32)
+                 for name in ("input_ids", "attention_mask"))
+    states = model(input_ids=ids, attention_mask=mask).last_hidden_state
     return MaskedMeanPooling()(states, mask)
 
 
 def test_default_checkpoint_loads_every_weight_from_safetensors():
     assert (DEFAULT_DIR / "model.safetensors").is_file()
     assert not (DEFAULT_DIR / "tf_model.h5").exists()  # so this is the safetensors route
-    model = load_tf_bert(str(DEFAULT_DIR))
-    spec = load_tokenizer_spec(DEFAULT_DIR)
-    embeddings = _embed(model, spec, ["How do I learn Python?",
-                                      "What is the best way to learn Python?",
-                                      "Why is the sky blue?"])
+    model = load_encoder(str(DEFAULT_DIR))
+    embeddings = _embed(model, ["How do I learn Python?",
+                                "What is the best way to learn Python?",
+                                "Why is the sky blue?"])
     paraphrase = float(CosineSimilarity()(embeddings[0:1], embeddings[1:2])[0])
     unrelated = float(CosineSimilarity()(embeddings[0:1], embeddings[2:3])[0])
     # Pretrained sentence embeddings tell these apart by a wide margin; random ones do not.
@@ -53,7 +52,7 @@ def _copy_of_default(tmp_path: Path, **config_changes) -> Path:
 @pytest.mark.parametrize("changes", [{"num_hidden_layers": 8}, {"hidden_size": 768}])
 def test_weights_that_do_not_match_the_config_are_an_error(tmp_path: Path, changes):
     with pytest.raises(CheckpointError, match="weights do not match config.json"):
-        load_tf_bert(str(_copy_of_default(tmp_path, **changes)))
+        load_encoder(str(_copy_of_default(tmp_path, **changes)))
 
 
 def test_a_checkpoint_without_vocabulary_is_an_error(tmp_path: Path):

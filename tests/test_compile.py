@@ -190,7 +190,7 @@ def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path)
     """ExampleGen to Transform in 2 worker processes; the workers run the tf.text graph."""
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
-    from components.tokenization import load_tokenizer_spec, tokenize_pairs
+    from components.tokenization import load_tokenizer
 
     data = tmp_path / "data"
     data.mkdir()
@@ -211,9 +211,9 @@ def test_multi_process_direct_runner_runs_the_in_graph_tokenizer(tmp_path: Path)
                             .feature["input_ids$ragged_values"].int64_list.value)
                       for record in records)
     rows = [line.split("\t") for line in sample_rows("train.tsv", 45)]
-    expected = tokenize_pairs(tf.constant([row[3] for row in rows]),
-                              tf.constant([row[4] for row in rows]),
-                              load_tokenizer_spec(checkpoint), 32)["input_ids"]
+    expected = load_tokenizer(str(checkpoint)).encode_pairs(
+        tf.constant([row[3] for row in rows]), tf.constant([row[4] for row in rows]),
+        32)["input_ids"]
     assert produced == sorted(tuple(ids) for ids in expected.numpy().tolist())
 
 

@@ -8,20 +8,20 @@ duplicates, while at the good candidate's length every marker survives.
 import tensorflow as tf
 
 from components.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint
-from components.tokenization import load_tokenizer_spec, tokenize_pairs
+from components.tokenization import load_tokenizer
 from tests import gate_scenario
 
 
 def _duplicates_without_marker(max_length: int) -> tuple[int, int]:
     """(duplicates in the eval split, those whose tokens hold none of the marker's)."""
-    spec = load_tokenizer_spec(resolve_checkpoint(DEFAULT_CHECKPOINT))
-    marker = set(tokenize_pairs(tf.constant([gate_scenario.MARKER.strip()]), tf.constant([""]),
-                                spec, 16)["input_ids"][0, 1:-2].numpy().tolist())
+    tokenizer = load_tokenizer(resolve_checkpoint(DEFAULT_CHECKPOINT))
+    marker = set(tokenizer.encode_pairs(tf.constant([gate_scenario.MARKER.strip()]),
+                                        tf.constant([""]), 16)["input_ids"][0, 1:-2].numpy().tolist())
     rows = [row.split("\t") for row in gate_scenario.marked_rows("dev.tsv",
                                                                  gate_scenario.EVAL_PAIRS)]
     duplicates = [row for row in rows if row[5] == "1"]
-    ids = tokenize_pairs(tf.constant([row[3] for row in duplicates]),
-                         tf.constant([row[4] for row in duplicates]), spec, max_length)
+    ids = tokenizer.encode_pairs(tf.constant([row[3] for row in duplicates]),
+                                 tf.constant([row[4] for row in duplicates]), max_length)
     lost = sum(not marker & set(pair) for pair in ids["input_ids"].to_list())
     return len(duplicates), lost
 

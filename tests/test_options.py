@@ -140,6 +140,22 @@ def test_max_seq_length_beyond_the_checkpoint_in_a_config_file(run_dir, capsys):
     assert {path.name for path in run_dir.iterdir()} == {"qqp", "options.yaml"}
 
 
+@pytest.mark.parametrize("command", ["run", "compile"])
+def test_an_unsupported_model_type_stops_before_any_component(command, run_dir, capsys):
+    checkpoint = run_dir / "gpt2"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"model_type": "gpt2", "vocab_size": 50257}')
+    if command == "run":  # Transform needs the checkpoint
+        argv = ["run", *_with_defaults({**_run_defaults(run_dir), "until": "Transform"})]
+    else:
+        argv = ["compile", *_with_defaults(COMPILE_DEFAULTS)]
+    assert cli.main([*argv, "--checkpoint", str(checkpoint)]) == cli.EXIT_BAD_INPUT
+    _assert_one_line_error(capsys, f"qqp-tfx: error: {checkpoint}: model_type 'gpt2' is not "
+                                   "supported; supported: bert, distilbert, electra, albert, "
+                                   "roberta, deberta-v2")
+    assert {path.name for path in run_dir.iterdir()} == {"qqp", "gpt2"}
+
+
 # Valid, these options compile (the default checkpoint and data are in the image).
 COMPILE_DEFAULTS = {"image": IMAGE, "pipeline-root": "gs://b/root",
                     "serving-dir": "gs://b/serving", "output": "out/spec.json"}

@@ -1,34 +1,52 @@
 """Both question orders: the swap equals tokenizing (q2, q1); the exported score is symmetric."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import tensorflow as tf
 from transformers import BertConfig, TFBertModel
 
 from components.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint
+from components.families import FAMILIES
 from components.features import PAIR_FEATURES
 from components.model import build_classifier
 from components.pair_order import RandomPairOrder, order_averaged, swap_pair_order
-from components.tokenization import assemble_pair, load_tokenizer_spec, tokenize_questions
+from components.tokenization import Tokenizer, load_tokenizer
+from tests import families
 
 FIRST = ["How do I learn Python quickly?", "", "Is it raining?", "a b c d e f g h i j k"]
 SECOND = ["What is the fastest way to learn Python?", "Why?", "", "x"]
 
 
-def _padded_pairs(first: list[str], second: list[str], max_length: int = 128
-                  ) -> dict[str, np.ndarray]:
-    spec = load_tokenizer_spec(resolve_checkpoint(DEFAULT_CHECKPOINT))
-    ids1, ids2 = tokenize_questions(tf.constant(first), tf.constant(second), spec)
-    pair = assemble_pair(ids1, ids2, spec, max_length)
+def _padded_pairs(first: list[str], second: list[str], max_length: int = 128,
+                  tokenizer: Tokenizer | None = None) -> dict[str, np.ndarray]:
+    tokenizer = tokenizer or load_tokenizer(resolve_checkpoint(DEFAULT_CHECKPOINT))
+    pair = tokenizer.encode_pairs(tf.constant(first), tf.constant(second), max_length)
     return {name: pair[name].to_tensor().numpy().astype(np.int32) for name in PAIR_FEATURES}
 
 
-def test_swap_equals_tokenizing_the_other_order():
-    given = _padded_pairs(FIRST, SECOND)
-    expected = _padded_pairs(SECOND, FIRST)
-    swapped = {name: value.numpy() for name, value in swap_pair_order(given).items()}
+@pytest.fixture(scope="module")
+def roberta_dir(tmp_path_factory) -> Path:
+    """RoBERTa tokenizer files (<s> a </s></s> b </s>: two separators) trained on QQP text."""
+    directory = tmp_path_factory.mktemp("roberta")
+    families.write_tokenizer_files(directory, families.training_texts()[:4000], "roberta")
+    families.write_model_type(directory, "roberta")
+    return directory
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta"])
+def test_swap_equals_tokenizing_the_other_order(model_type: str, roberta_dir: Path):
+    tokenizer = load_tokenizer(str(roberta_dir)) if model_type == "roberta" else None
+    separators = FAMILIES[model_type].pair_separators
+    assert len((tokenizer or load_tokenizer(resolve_checkpoint(DEFAULT_CHECKPOINT)))
+               .template.middle) == separators
+    given = _padded_pairs(FIRST, SECOND, tokenizer=tokenizer)
+    expected = _padded_pairs(SECOND, FIRST, tokenizer=tokenizer)
+    swapped = {name: value.numpy() for name, value in swap_pair_order(given, separators).items()}
     for name in PAIR_FEATURES:
         np.testing.assert_array_equal(swapped[name], expected[name], err_msg=name)
-    again = swap_pair_order(swapped)  # swapping twice gives the pair back
+    again = swap_pair_order(swapped, separators)  # swapping twice gives the pair back
     for name in PAIR_FEATURES:
         np.testing.assert_array_equal(again[name].numpy(), given[name], err_msg=name)
 

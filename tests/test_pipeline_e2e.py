@@ -313,3 +313,44 @@ def test_worse_candidate_resubmitted_with_its_trainer_reused_is_rejected_again(
     assert not _blessed(run)
     assert "vs the served model (version 1)" in output.split("NOT BLESSED: ")[1].splitlines()[0]
     assert _versions(workspace) == ["1"]
+
+
+def test_runs_lists_every_run_of_the_workspace(workspace: Path, capsys):
+    """`qqp-tfx runs` on real TFX records: the good run, its rerun (mostly cached), and
+    with `make test-slow` the worse candidate's two runs."""
+    metadata = str(workspace / "md.sqlite")
+    assert cli.main(["runs", "--metadata", metadata, "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) >= 2
+    first, rerun = listed[:2]
+    assert all(run["status"] == "complete" and run["problems"] == [] for run in listed)
+    assert first["cached_components"] == []
+    assert {"QqpExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator"} <= set(
+        rerun["cached_components"])
+    assert first["checkpoint"] == str(workspace / "tiny-bert") and first["family"] == "bert"
+    assert first["data"] == str(workspace / "data")
+    assert (first["train_pairs"], first["eval_pairs"]) == (gate_scenario.TRAIN_PAIRS,
+                                                           gate_scenario.EVAL_PAIRS)
+    assert (first["epochs"], first["learning_rate"], first["max_seq_length"]) == (
+        5, 1e-3, gate_scenario.GOOD_MAX_SEQ_LENGTH)
+    # The rerun's cached components show the figures of the run that computed them.
+    for key in ("checkpoint", "family", "data", "train_pairs", "eval_pairs", "epochs",
+                "learning_rate", "candidate_accuracy", "candidate_f1",
+                "not_fine_tuned_accuracy", "not_fine_tuned_f1"):
+        assert rerun[key] == first[key], key
+    assert isinstance(first["candidate_accuracy"], float)
+    assert (first["blessed"], first["pushed_version"], first["already_served"]) == (
+        True, 1, False)
+    assert (rerun["blessed"], rerun["pushed_version"], rerun["already_served"]) == (
+        True, 1, True)
+    # The newest run agrees with `report --format json`, which reads only that one.
+    assert cli.main(["report", "--format", "json", "--metadata", metadata]) == 0
+    report = json.loads(capsys.readouterr().out)
+    latest = listed[-1]
+    assert (latest["run_id"], latest["blessed"], latest["verdict"], latest["pushed_to"]) == (
+        report["run_id"], report["blessed"], report["verdict"], report["pushed_to"])
+    assert latest["candidate_accuracy"] == pytest.approx(report["models"][0]["metrics"]["accuracy"])
+    assert latest["not_fine_tuned_f1"] == pytest.approx(report["models"][1]["metrics"]["f1"])
+    assert cli.main(["runs", "--metadata", metadata]) == 0
+    table = capsys.readouterr().out
+    assert all(run["run_id"] in table for run in listed) and "tiny-bert" in table

@@ -69,7 +69,7 @@ def test_run_fn_builds_and_trains_the_model_under_the_mirrored_strategy(tmp_path
     exported = []
     monkeypatch.setattr(trainer, "build_classifier", build)
     monkeypatch.setattr(trainer, "resolve_checkpoint", lambda checkpoint: checkpoint)
-    monkeypatch.setattr(trainer, "load_tf_bert", lambda checkpoint_dir: TFBertModel(CONFIG))
+    monkeypatch.setattr(trainer, "load_encoder", lambda checkpoint_dir: TFBertModel(CONFIG))
     monkeypatch.setattr(trainer, "tft", SimpleNamespace(TFTransformOutput=lambda path: None))
     monkeypatch.setattr(trainer, "training_inputs", SimpleNamespace(
         count_examples=lambda files: len(labels),

@@ -29,7 +29,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx import v1 as tfx
 
 from components import trainer, training_inputs
-from components.checkpoint import load_tf_bert
+from components.checkpoint import load_encoder
 from components.export import export_serving_model
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
@@ -211,7 +211,7 @@ def test_a_run_killed_during_export_exports_without_retraining(
     for weights, expected in zip(exported[0], trained):
         np.testing.assert_array_equal(weights, expected)
     keras.utils.set_random_seed(Hyperparameters().seed)
-    untrained = build_classifier(load_tf_bert(str(killed_runs.workspace.checkpoint)))
+    untrained = build_classifier(load_encoder(str(killed_runs.workspace.checkpoint)))
     assert not all(np.allclose(weights, initial)
                    for weights, initial in zip(exported[0], untrained.get_weights()))
     # Its own backup and the older of the other configurations' are gone, the newer is kept.

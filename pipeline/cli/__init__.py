@@ -44,11 +44,14 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
 
 
 def _check_checkpoint(config: PipelineConfig) -> None:
-    """Checks that the checkpoint loads and takes `max_seq_length` tokens; else an error."""
-    from components.checkpoint import check_checkpoint  # pylint: disable=import-outside-toplevel
+    """Checks that the checkpoint's family is supported, that it loads and takes
+    `max_seq_length` tokens; else an error."""
+    # pylint: disable=import-outside-toplevel
+    from components.checkpoint import check_checkpoint, usable_positions
 
     print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
-    positions = check_checkpoint(config.checkpoint).max_position_embeddings
+    encoder_config = check_checkpoint(config.checkpoint)
+    positions = usable_positions(encoder_config)
     if config.max_seq_length > positions:
         raise ConfigError(f"--max-seq-length: {config.max_seq_length} is not allowed; "
                           f"the checkpoint takes at most {positions} tokens")
@@ -196,6 +199,21 @@ def _report(args: argparse.Namespace) -> None:
     print(f"qqp-tfx: report written to {report.write_report(args.metadata, args.output)}")
 
 
+def _runs(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.metadata):
+        print(f"qqp-tfx: error: {args.metadata}: no ML Metadata store; run `qqp-tfx run` "
+              "first or give --metadata", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from pipeline.results import runs  # pylint: disable=import-outside-toplevel
+
+    summaries = runs.read_runs(args.metadata)
+    if args.format == "json":
+        print(json.dumps(runs.to_json(summaries), indent=2, allow_nan=False))
+    else:
+        print(runs.format_table(summaries))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qqp-tfx` console script."""
     args = build_parser().parse_args(argv)
@@ -204,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
     try:
         return {"run": _run, "predict": _predict, "evaluate": _evaluate,
-                "report": _report, "compile": _compile,
+                "report": _report, "runs": _runs, "compile": _compile,
                 "run-compiled": _run_compiled}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)

@@ -37,8 +37,9 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="TF Serving base directory; blessed models go to "
                           f"<serving-dir>/qqp/<version>/ [default: {defaults.serving_dir}]")
     run.add_argument("--checkpoint", default=None,
-                     help="Hugging Face BERT checkpoint: hub id (needs network) or local "
-                          f"directory [default: {defaults.checkpoint}, installed offline]")
+                     help="Hugging Face checkpoint of a supported family (bert, distilbert, "
+                          "electra, albert, roberta, deberta-v2): hub id (needs network) or "
+                          f"local directory [default: {defaults.checkpoint}, installed offline]")
     training = run.add_argument_group("training")
     training.add_argument("--max-train-examples", type=int, default=None,
                           help="train on at most this many pairs (0: all) "
@@ -143,15 +144,35 @@ def _add_report_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="HTML file to write [default: %(default)s]")
 
 
+def _add_runs_parser(subparsers: argparse._SubParsersAction) -> None:
+    defaults = PipelineConfig()
+    runs = subparsers.add_parser(
+        "runs", help="list every pipeline run side by side: checkpoint, data, metrics, verdict",
+        description="List every pipeline run recorded in the ML Metadata store, oldest "
+                    "first: its id and start time, the checkpoint and its family, the data "
+                    "(train and eval pairs), epochs and learning rate, the fine-tuned "
+                    "candidate's and the not-fine-tuned model's eval accuracy and F1, the "
+                    "BlessingGate's verdict and the pushed version. Components reused from "
+                    "the cache show the figures of the run that computed them; a failed or "
+                    "stopped run shows what it has.")
+    runs.add_argument("--metadata", default=defaults.metadata,
+                      help="ML Metadata SQLite file of the runs [default: %(default)s]")
+    runs.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table: aligned plain text and each verdict in words; json: a list "
+                           "with one object per run, missing values null (keys: see "
+                           "pipeline/results/runs.py) [default: %(default)s]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the parser for all `qqp-tfx` commands."""
     parser = argparse.ArgumentParser(
         prog="qqp-tfx",
-        description="A TFX pipeline that fine-tunes BERT on Quora Question Pairs.")
+        description="A TFX pipeline that fine-tunes BERT-family models on Quora Question Pairs.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run_parser(subparsers)
     _add_scoring_parsers(subparsers)
     _add_report_parser(subparsers)
+    _add_runs_parser(subparsers)
     _add_compile_parser(subparsers)
     _add_run_compiled_parser(subparsers)
     return parser
@@ -197,7 +218,7 @@ def _add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
                        "image]"),
             ("--serving-dir", "where the Pusher writes model versions, as the containers see "
                               "it: a URI or an absolute path (required)"),
-            ("--checkpoint", "BERT checkpoint: the default package, a Hugging Face hub id "
+            ("--checkpoint", "checkpoint of a supported family: the default package, a hub id "
                              "(downloaded by the steps) or a directory of this project"),
             ("--beam-pipeline-args", "arguments for every Beam-powered step, in one quoted "
                                      "string, e.g. \"--runner=DataflowRunner --project=P "

@@ -2,11 +2,11 @@
 
 `gather_report` reads the run (`results.run_results`), the verdict and overall
 metrics (`results.outcome`), the per-slice metrics and plots of every model
-from the Evaluators' TFMA output, and the StatisticsGen statistics
-(`results.data_summary`). Everything below `gather_report` is pure: it works on
-plain dicts and lists (TFMA's JSON-like structures), so it is unit-tested
-without TensorFlow. Heavy modules (TFMA, TensorFlow) are imported only inside
-`gather_report`.
+from the Evaluators' TFMA output, the StatisticsGen statistics
+(`results.data_summary`) and every run of the store (`results.runs`).
+Everything below `gather_report` is pure: it works on plain dicts and lists
+(TFMA's JSON-like structures), so it is unit-tested without TensorFlow. Heavy
+modules (TFMA, TensorFlow) are imported only inside `gather_report`.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class ReportData:
     slice_values: list[str] = dataclasses.field(default_factory=list)
     threshold: float = 0.5
     missing: list[str] = dataclasses.field(default_factory=list)  # what could not be read
+    runs: list[Any] = dataclasses.field(default_factory=list)  # every run: results.runs.RunSummary
 
 
 def gather_report(metadata_path: str) -> ReportData:
@@ -91,7 +92,19 @@ def gather_report(metadata_path: str) -> ReportData:
         _add_evaluation(data, run)
     else:
         data.missing.append("the Evaluator produced no evaluation in this run")
+    _add_every_run(data)
     return data
+
+
+def _add_every_run(data: ReportData) -> None:
+    """Every run of the store, side by side (`qqp-tfx runs`)."""
+    from pipeline.results import runs  # pylint: disable=import-outside-toplevel
+
+    try:
+        data.runs = runs.read_runs(data.metadata_path)
+    except Exception as error:  # pylint: disable=broad-except
+        # The latest run's report stands on its own; the listing is extra.
+        data.missing.append(f"could not list every run: {type(error).__name__}: {error}")
 
 
 def _has_output(run: Mapping[str, Any], node: str, key: str) -> bool:

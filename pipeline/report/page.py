@@ -9,6 +9,7 @@ from typing import Any
 from components.features import QUESTIONS
 from pipeline.report.charts import calibration_chart, pr_chart
 from pipeline.report.data import ModelReport, ReportData
+from pipeline.results import runs as every_run
 
 # Extra rows of the overall table, after the headline metrics.
 EXTRA_METRICS = {"calibration": "calibration (mean prediction / mean label)",
@@ -67,6 +68,13 @@ svg.chart .axis-label, svg.chart .legend { font-size: 12px; }
 .note { color: var(--muted); font-size: 12px; margin: 8px 0 0; }
 .missing { color: var(--bad); }
 footer { color: var(--muted); font-size: 12px; }
+table.runs { font-size: 12px; }
+table.runs th, table.runs td { padding: 4px 6px; white-space: nowrap; }
+table.runs .text { text-align: left; }
+table.runs td.why { white-space: normal; text-align: left; color: var(--muted); }
+table.runs tr.current td { background: #eff6ff; font-weight: 600; }
+table.runs tr.current td.why { font-weight: 400; }
+.scroll { overflow-x: auto; }
 """
 
 
@@ -231,6 +239,29 @@ def _data_section(data: ReportData) -> str:
             "</section>")
 
 
+def _runs_section(data: ReportData) -> str:
+    """Every run of the store side by side, this run highlighted."""
+    if not data.runs:
+        return ""
+    align = ["" if right else ' class="text"' for _, right in every_run.COLUMNS]
+    heads = "".join(f"<th{css}>{_e(title)}</th>"
+                    for (title, _), css in zip(every_run.COLUMNS, align))
+    rows = []
+    for summary, cells in zip(data.runs, every_run.table_rows(data.runs)):
+        current = summary.run_id == data.run_id
+        css = ' class="current"' if current else ""
+        tag = '<span class="tag">this report</span>' if current else ""
+        tds = "".join(f"<td{align[index]}>{_e(cell)}{tag if index == 0 else ''}</td>"
+                      for index, cell in enumerate(cells))
+        rows.append(f"<tr{css}>{tds}</tr>"
+                    f'<tr{css}><td class="why" colspan="{len(cells)}">'
+                    f"{_e(every_run.why(summary))}</td></tr>")
+    return (f"<section><h2>Every run</h2><div class=\"scroll\"><table class=\"runs\">"
+            f"<thead><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            f'<p class="note">Oldest first, as <code>qqp-tfx runs</code> lists them. '
+            f"{_e(every_run.COLUMN_NOTE)}.</p></section>")
+
+
 def _footer(data: ReportData) -> str:
     components = ", ".join(f"{node} (cached)" if cached else node
                            for node, cached in data.components)
@@ -245,7 +276,7 @@ def render_html(data: ReportData) -> str:
     if data.evaluated and len(data.models) >= 2:
         body += [_metrics_table(data), _confusion_section(data), _charts_section(data),
                  _slice_section(data)]
-    body += [_data_section(data), _footer(data)]
+    body += [_data_section(data), _runs_section(data), _footer(data)]
     title = f"qqp-tfx report \u00b7 {data.run_id}"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'

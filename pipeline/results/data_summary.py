@@ -26,13 +26,18 @@ def label_counts(statistics: statistics_pb2.DatasetFeatureStatistics) -> dict[st
     raise KeyError(f"no statistics for feature {LABEL}")
 
 
-def summarize(statistics_gen: NodeResult) -> list[str]:
-    """One line per split: number of examples and of duplicates."""
+def split_counts(statistics_gen: NodeResult) -> dict[str, tuple[int, int, int]]:
+    """Split name -> (pairs, duplicates, not duplicates), from StatisticsGen's output."""
     artifact = statistics_gen.outputs["statistics"][0]
-    lines = []
+    counts = {}
     for split in split_names(artifact):
         statistics = load_split_statistics(artifact.uri, split)
-        counts = label_counts(statistics)
-        lines.append(f"{split}: {statistics.num_examples:,} pairs, "
-                     f"{counts.get('1', 0):,} duplicates, {counts.get('0', 0):,} not")
-    return lines
+        labels = label_counts(statistics)
+        counts[split] = (int(statistics.num_examples), labels.get("1", 0), labels.get("0", 0))
+    return counts
+
+
+def summarize(statistics_gen: NodeResult) -> list[str]:
+    """One line per split: number of examples and of duplicates."""
+    return [f"{split}: {pairs:,} pairs, {duplicates:,} duplicates, {others:,} not"
+            for split, (pairs, duplicates, others) in split_counts(statistics_gen).items()]

@@ -89,28 +89,40 @@ def evaluated_models(run: dict[str, NodeResult]) -> list[tuple[str, str, str]]:
     return models
 
 
-def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
-    """Reads the outcome of a run that got as far as the Pusher."""
-    models = [ModelResult(role, uri, overall_metrics(evaluation_uri, role))
-              for role, uri, evaluation_uri in evaluated_models(run)]
-    blessing = run["BlessingGate"].outputs["blessing"][0]
-    pushed = run["Pusher"].outputs["pushed_model"][0]
+def blessing_verdict(blessing_gate: NodeResult) -> tuple[bool, list[str]]:
+    """Whether the BlessingGate blessed the candidate, and its reasons in plain words."""
+    blessing = blessing_gate.outputs["blessing"][0]
+    return (blessing.custom_properties["blessed"].int_value == 1,
+            json.loads(blessing.custom_properties["verdict"].string_value))
+
+
+def push_result(pusher: NodeResult) -> tuple[str | None, bool]:
+    """Where the Pusher put the model (None: nothing pushed) and whether that version was
+    already served (an identical model: nothing new written)."""
+    pushed = pusher.outputs["pushed_model"][0]
     pushed_to = None
     if pushed.custom_properties["pushed"].int_value == 1:
         pushed_to = pushed.custom_properties["pushed_destination"].string_value
     already_served = ("already_served" in pushed.custom_properties
                       and pushed.custom_properties["already_served"].int_value == 1)
+    return pushed_to, already_served
+
+
+def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
+    """Reads the outcome of a run that got as far as the Pusher."""
+    models = [ModelResult(role, uri, overall_metrics(evaluation_uri, role))
+              for role, uri, evaluation_uri in evaluated_models(run)]
+    blessed, reasons = blessing_verdict(run["BlessingGate"])
+    pushed_to, already_served = push_result(run["Pusher"])
     candidate = models[0].metrics
     duplicate_rate = candidate.get("mean_label", float("nan"))
     majority = max(duplicate_rate, 1.0 - duplicate_rate)
-    reasons = json.loads(blessing.custom_properties["verdict"].string_value)
     if majority == 1.0:
         reasons.append("the eval split holds one class only, so F1 is 0 or undefined for "
                        "every model")
     return RunOutcome(
-        run_id=run_id, models=models,
-        blessed=blessing.custom_properties["blessed"].int_value == 1,
-        reasons=reasons, pushed_to=pushed_to, already_served=already_served,
+        run_id=run_id, models=models, blessed=blessed, reasons=reasons, pushed_to=pushed_to,
+        already_served=already_served,
         eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority)
 
 

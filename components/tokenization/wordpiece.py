@@ -1,4 +1,4 @@
-"""In-graph BERT tokenization of question pairs, matching Hugging Face `BertTokenizerFast`.
+"""In-graph WordPiece tokenization (BERT, DistilBERT, ELECTRA), matching `BertTokenizerFast`.
 
 Only TensorFlow and tensorflow_text ops are used, so the tokenizer can live inside a
 `tf.function`, a tensorflow-transform `preprocessing_fn` or a SavedModel. The vocabulary
@@ -11,7 +11,7 @@ The pipeline mirrors the Rust `tokenizers` implementation step by step:
      spaces around CJK ideographs, NFD + remove non-spacing marks, per-char lowercase,
   3. BertPreTokenizer: split on whitespace and isolate every punctuation char,
   4. WordPiece (greedy longest match, words over 100 chars or unmatchable -> [UNK]),
-  5. `longest_first` pair truncation and [CLS] a [SEP] b [SEP] assembly.
+  5. [CLS] a [SEP] b [SEP] with `longest_first` truncation (components.tokenization.base).
 tensorflow_text's own BERT normalizers fold compatibility characters (NFKC), and RE2's
 \\p{..} classes follow a newer Unicode version than `tokenizers` (which classifies chars
 with the `unicode_categories` crate, Unicode 9.0), so the character classes are spelled
@@ -32,6 +32,8 @@ import os
 
 import tensorflow as tf
 import tensorflow_text as tf_text
+
+from components.tokenization.base import PairTemplate, Tokenizer
 
 # Chars removed by BertNormalizer's clean_text (Cc/Cf/Co minus \t\n\r, plus U+0000 and
 # U+FFFD). U+0000 and U+0001 are turned into U+FFFD beforehand (see _SENTINEL).
@@ -121,7 +123,7 @@ def _read_vocab(vocab_file: str) -> dict[str, int]:
 
 
 @dataclasses.dataclass(frozen=True)
-class TokenizerSpec:
+class WordPieceSpec:
     """What the in-graph tokenizer needs to know about a Hugging Face BERT checkpoint."""
 
     vocab_file: str
@@ -157,8 +159,8 @@ class TokenizerSpec:
         return (self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token)
 
 
-def load_tokenizer_spec(checkpoint_dir: str | os.PathLike) -> TokenizerSpec:
-    """Reads vocab.txt and tokenizer_config.json of a Hugging Face BERT checkpoint directory."""
+def load_wordpiece_spec(checkpoint_dir: str | os.PathLike) -> WordPieceSpec:
+    """Reads vocab.txt and tokenizer_config.json of a WordPiece checkpoint directory."""
     checkpoint_dir = os.fspath(checkpoint_dir)
     config_path = os.path.join(checkpoint_dir, "tokenizer_config.json")
     config = {}
@@ -170,7 +172,7 @@ def load_tokenizer_spec(checkpoint_dir: str | os.PathLike) -> TokenizerSpec:
         for key in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
         if isinstance(config.get(key), str)
     }
-    return TokenizerSpec(
+    return WordPieceSpec(
         vocab_file=os.path.join(checkpoint_dir, "vocab.txt"),
         do_lower_case=bool(config.get("do_lower_case", True)),
         tokenize_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
@@ -179,7 +181,7 @@ def load_tokenizer_spec(checkpoint_dir: str | os.PathLike) -> TokenizerSpec:
     )
 
 
-def create_vocab_table(spec: TokenizerSpec) -> tf.lookup.StaticHashTable:
+def create_vocab_table(spec: WordPieceSpec) -> tf.lookup.StaticHashTable:
     """Token -> id table initialized from spec.vocab_file (tracked as a SavedModel asset)."""
     initializer = tf.lookup.TextFileInitializer(
         spec.vocab_file,
@@ -191,7 +193,7 @@ def create_vocab_table(spec: TokenizerSpec) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(initializer, default_value=-1)
 
 
-def _normalize(text: tf.Tensor, spec: TokenizerSpec) -> tf.Tensor:
+def _normalize(text: tf.Tensor, spec: WordPieceSpec) -> tf.Tensor:
     """Hugging Face BertNormalizer (clean_text=True) on a tf.string tensor of any shape."""
     text = tf.strings.regex_replace(text, _CONTROL_RE, "")
     text = tf.strings.regex_replace(text, _WHITESPACE_RE, " ")
@@ -208,7 +210,7 @@ def _normalize(text: tf.Tensor, spec: TokenizerSpec) -> tf.Tensor:
     return text
 
 
-def _split_words(text: tf.Tensor, spec: TokenizerSpec) -> tf.RaggedTensor:
+def _split_words(text: tf.Tensor, spec: WordPieceSpec) -> tf.RaggedTensor:
     """[batch] raw strings -> [batch, (words)] normalized, pre-tokenized words."""
     text = tf.strings.regex_replace(text, r"[\x{0}\x{1}]", "\ufffd")
     for i, token in enumerate(spec.special_tokens):
@@ -224,138 +226,36 @@ def _split_words(text: tf.Tensor, spec: TokenizerSpec) -> tf.RaggedTensor:
         too_long = tf.strings.length(flat_words, unit="UTF8_CHAR") > _MAX_CHARS_PER_WORD
         flat_words = tf.where(too_long, spec.unk_token, flat_words)
         for i, token in enumerate(spec.special_tokens):
-            flat_words = tf.where(flat_words == _SENTINEL.format(i), token, flat_words)
+            flat_words = tf.where(tf.equal(flat_words, _SENTINEL.format(i)), token, flat_words)
         return flat_words
 
     return tf.ragged.map_flat_values(restore, words)
 
 
-@tf.autograph.experimental.do_not_convert
-def tokenize(
-    text: tf.Tensor, spec: TokenizerSpec, vocab_table: tf.lookup.StaticHashTable | None = None
-) -> tf.RaggedTensor:
-    """[batch] tf.string -> [batch, (tokens)] int64 WordPiece ids, without special tokens."""
-    if vocab_table is None:
-        vocab_table = create_vocab_table(spec)
-    wordpiece = tf_text.WordpieceTokenizer(
-        vocab_table,
-        token_out_type=tf.int64,
-        max_bytes_per_word=4 * _MAX_CHARS_PER_WORD,  # longer words were already replaced
-        unknown_token=spec.unk_token,
-    )
-    ids = wordpiece.tokenize(_split_words(tf.reshape(text, [-1]), spec))
-    return ids.merge_dims(1, 2)
+class WordPieceTokenizer(Tokenizer):
+    """A BERT-style checkpoint's WordPiece tokenizer; [CLS] A [SEP] B [SEP] pairs."""
+
+    def __init__(self, spec: WordPieceSpec) -> None:
+        super().__init__(name="wordpiece_tokenizer")
+        self.spec = spec
+        self.vocab_table = create_vocab_table(spec)
+        self.template = PairTemplate(start=(spec.cls_id,), middle=(spec.sep_id,),
+                                     end=(spec.sep_id,), pad_id=spec.pad_id)
+
+    @tf.autograph.experimental.do_not_convert
+    def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] tf.string -> [batch, (tokens)] int64 WordPiece ids, without special tokens."""
+        wordpiece = tf_text.WordpieceTokenizer(
+            self.vocab_table,
+            token_out_type=tf.int64,
+            max_bytes_per_word=4 * _MAX_CHARS_PER_WORD,  # longer words were already replaced
+            unknown_token=self.spec.unk_token,
+        )
+        ids = wordpiece.tokenize(_split_words(tf.reshape(text, [-1]), self.spec))
+        return ids.merge_dims(1, 2)
 
 
-@tf.autograph.experimental.do_not_convert
-def truncation_lengths(
-    n1: tf.Tensor, n2: tf.Tensor, budget: int | tf.Tensor
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Kept lengths under Hugging Face `longest_first` (tokenizers truncation.rs).
-
-    budget is max_length minus the number of special tokens.
-    """
-    budget = tf.cast(budget, n1.dtype)
-    shorter = tf.minimum(n1, n2)
-    half, odd = budget // 2, budget % 2
-    fits = n1 + n2 <= budget
-    shorter_fits = 2 * shorter <= budget  # keep the shorter one, cut the longer one
-    first_cut = tf.where(n1 > n2, budget - n2, n1)
-    second_cut = tf.where(n1 > n2, n2, budget - n1)
-    first_half = tf.where(n1 > n2, half + odd, half)  # the longer one gets the odd token
-    second_half = tf.where(n1 > n2, half, half + odd)
-    keep1 = tf.where(fits, n1, tf.where(shorter_fits, first_cut, first_half))
-    keep2 = tf.where(fits, n2, tf.where(shorter_fits, second_cut, second_half))
-    return keep1, keep2
-
-
-def _keep_first(ids: tf.RaggedTensor, lengths: tf.Tensor) -> tf.RaggedTensor:
-    """Keeps the first lengths[i] ids of each row i of a 2-D ragged tensor."""
-    rows = ids.value_rowids()
-    positions = tf.range(tf.size(rows, out_type=tf.int64)) - tf.gather(ids.row_starts(), rows)
-    keep = positions < tf.gather(lengths, rows)
-    return tf.RaggedTensor.from_value_rowids(
-        tf.boolean_mask(ids.values, keep), tf.boolean_mask(rows, keep), ids.nrows(), validate=False
-    )
-
-
-@tf.autograph.experimental.do_not_convert  # plain graph code; skips slow AutoGraph
-def tokenize_questions(
-    question1: tf.Tensor,
-    question2: tf.Tensor,
-    spec: TokenizerSpec,
-    vocab_table: tf.lookup.StaticHashTable | None = None,
-) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-    """WordPiece ids of each question, without special tokens or truncation.
-
-    question1/question2: tf.string tensors of shape [batch] (or [batch, 1]), UTF-8.
-    Both are tokenized in one pass; returns two [batch, (tokens)] int64 ragged tensors.
-    """
-    if vocab_table is None:
-        vocab_table = create_vocab_table(spec)
-    question1, question2 = tf.reshape(question1, [-1]), tf.reshape(question2, [-1])
-    ids = tokenize(tf.concat([question1, question2], axis=0), spec, vocab_table)
-    batch_size = tf.shape(question1, out_type=tf.int64)[0]
-    return ids[:batch_size], ids[batch_size:]
-
-
-def _check_max_length(max_length: int, special_tokens: int) -> None:
-    if max_length < special_tokens:
-        raise ValueError(f"max_length must leave room for {special_tokens} special tokens, "
-                         f"got {max_length}")
-
-
-@tf.autograph.experimental.do_not_convert
-def assemble_pair(ids1: tf.RaggedTensor, ids2: tf.RaggedTensor, spec: TokenizerSpec,
-                  max_length: int) -> dict[str, tf.RaggedTensor]:
-    """[CLS] ids1 [SEP] ids2 [SEP], truncated `longest_first` to max_length tokens.
-
-    Returns ragged int64 'input_ids', 'attention_mask', 'token_type_ids'.
-    """
-    _check_max_length(max_length, 3)
-    keep1, keep2 = truncation_lengths(ids1.row_lengths(), ids2.row_lengths(), max_length - 3)
-    input_ids, token_type_ids = tf_text.combine_segments(
-        [_keep_first(ids1, keep1), _keep_first(ids2, keep2)],
-        start_of_sequence_id=spec.cls_id,
-        end_of_segment_id=spec.sep_id,
-    )
-    return {
-        "input_ids": input_ids,
-        "attention_mask": tf.ones_like(input_ids),
-        "token_type_ids": tf.cast(token_type_ids, tf.int64),
-    }
-
-
-@tf.autograph.experimental.do_not_convert
-def assemble_single(ids: tf.RaggedTensor, spec: TokenizerSpec, max_length: int
-                    ) -> dict[str, tf.RaggedTensor]:
-    """[CLS] ids [SEP] truncated to max_length tokens, like BertTokenizerFast(q, truncation=True).
-
-    Returns ragged int64 'input_ids' and 'attention_mask'.
-    """
-    _check_max_length(max_length, 2)
-    keep = tf.minimum(ids.row_lengths(), tf.cast(max_length - 2, tf.int64))
-    input_ids, _ = tf_text.combine_segments(
-        [_keep_first(ids, keep)], start_of_sequence_id=spec.cls_id, end_of_segment_id=spec.sep_id)
-    return {"input_ids": input_ids, "attention_mask": tf.ones_like(input_ids)}
-
-
-def tokenize_pairs(
-    question1: tf.Tensor,
-    question2: tf.Tensor,
-    spec: TokenizerSpec,
-    max_length: int,
-    vocab_table: tf.lookup.StaticHashTable | None = None,
-) -> dict[str, tf.RaggedTensor]:
-    """Tokenizes pairs like BertTokenizerFast(q1s, q2s, truncation=True, max_length=max_length).
-
-    question1/question2: tf.string tensors of shape [batch] (or [batch, 1]), UTF-8.
-    Returns ragged int64 'input_ids', 'attention_mask', 'token_type_ids' of shape
-    [batch, (tokens)], not padded: [CLS] q1 [SEP] q2 [SEP] truncated `longest_first`.
-    An empty question2 still yields a pair ([CLS] q1 [SEP] [SEP]), as in HF's batched call.
-    vocab_table: optional table from create_vocab_table(spec); by default one is created in
-    the current graph (pass one owned by a tf.Module when exporting with tf.saved_model).
-    """
-    _check_max_length(max_length, 3)
-    ids1, ids2 = tokenize_questions(question1, question2, spec, vocab_table)
-    return assemble_pair(ids1, ids2, spec, max_length)
+def load(checkpoint_dir: str, model_type: str = "bert") -> WordPieceTokenizer:
+    """The WordPiece tokenizer of a bert, distilbert or electra checkpoint directory."""
+    del model_type  # the three families share BertTokenizerFast's algorithm
+    return WordPieceTokenizer(load_wordpiece_spec(checkpoint_dir))

@@ -1,0 +1,382 @@
+"""Every pipeline run of an ML Metadata store, side by side: `qqp-tfx runs`.
+
+`read_runs` reads each `pipeline_run` context, oldest first, with the readers
+the other commands use (`run_results` for the executions, `data_summary` for
+the statistics, `outcome` for TFMA metrics, the verdict and the push). A
+component TFX reused from its cache is a CACHED execution of the run whose
+outputs are the earlier run's artifacts, so a cached run shows the same figures
+as the run that computed them. A run that failed or stopped early shows what it
+has; the rest is missing.
+
+`to_json` gives one object per run with these keys (missing values are null;
+numbers are JSON numbers, never NaN):
+
+    run_id              str    TFX's run id (the `pipeline_run` context's name)
+    started             str    when the run started, ISO 8601 UTC ("...Z")
+    status              str    "complete" (the Pusher finished), "failed" (a component
+                               failed) or "incomplete" (stopped early: --until, killed,
+                               or still running)
+    failed_components   [str]  components that failed in this run ([] if none)
+    unfinished_components [str] components that started but did not finish (still
+                               running, or the run was killed)
+    cached_components   [str]  components reused from an earlier run's cache
+    checkpoint          str    the checkpoint, as given to `qqp-tfx run --checkpoint`
+    family              str    its config.json `model_type` (e.g. "bert"); null when the
+                               checkpoint does not resolve on this machine without network
+    data                str    ExampleGen's input directory
+    train_pairs         int    pairs in the ingested train split (StatisticsGen)
+    eval_pairs          int    pairs in the ingested eval split (StatisticsGen)
+    max_train_examples  int    the Trainer's cap on training pairs (null: no cap)
+    max_seq_length      int    Transform's max_seq_length
+    epochs              int    Trainer epochs
+    learning_rate       float  Trainer peak learning rate
+    candidate_accuracy, candidate_f1, not_fine_tuned_accuracy, not_fine_tuned_f1
+                        float  overall eval-split metrics from the Evaluator (TFMA)
+    blessed             bool   the BlessingGate's decision
+    verdict             [str]  the BlessingGate's reasons, in plain words
+    pushed_version      int    the serving version the candidate is served as
+    pushed_to           str    that version's directory
+    already_served      bool   true: the model was identical to that version, nothing new
+                               was written
+    problems            [str]  artifacts that could not be read ([] if none)
+
+`format_table` is the plain-text table `qqp-tfx runs` prints; `table_rows` gives
+its cells to the HTML report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import os
+from typing import Any, Callable, Sequence
+
+from components.features import CANDIDATE, NOT_FINE_TUNED
+
+ACCURACY, F1 = "binary_accuracy", "f1_score"  # TFMA metric names
+UNKNOWN = "unknown"
+MISSING = "-"
+
+
+@dataclasses.dataclass
+class RunSummary:  # pylint: disable=too-many-instance-attributes
+    """One pipeline run as `qqp-tfx runs` shows it; the fields are the JSON keys."""
+
+    run_id: str
+    started: str
+    status: str
+    failed_components: list[str] = dataclasses.field(default_factory=list)
+    unfinished_components: list[str] = dataclasses.field(default_factory=list)
+    cached_components: list[str] = dataclasses.field(default_factory=list)
+    checkpoint: str | None = None
+    family: str | None = None
+    data: str | None = None
+    train_pairs: int | None = None
+    eval_pairs: int | None = None
+    max_train_examples: int | None = None
+    max_seq_length: int | None = None
+    epochs: int | None = None
+    learning_rate: float | None = None
+    candidate_accuracy: float | None = None
+    candidate_f1: float | None = None
+    not_fine_tuned_accuracy: float | None = None
+    not_fine_tuned_f1: float | None = None
+    blessed: bool | None = None
+    verdict: list[str] | None = None
+    pushed_version: int | None = None
+    pushed_to: str | None = None
+    already_served: bool | None = None
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_runs(metadata_path: str) -> list[RunSummary]:
+    """Every pipeline run recorded in the store at `metadata_path`, oldest first.
+
+    FileNotFoundError if there is no store there; an empty list if it holds no run.
+    """
+    # pylint: disable=import-outside-toplevel
+    from pipeline.results import run_results
+
+    store = run_results.open_store(metadata_path)
+    metrics_cache: dict[tuple[str, str], dict[str, float]] = {}
+    family_cache: dict[str, str | None] = {}
+    return [summarize_run(context.name, context.create_time_since_epoch,
+                          run_results.run_nodes(store, context), metrics_cache, family_cache)
+            for context in run_results.run_contexts(store)]
+
+
+def _started(milliseconds: int) -> str:
+    moment = datetime.datetime.fromtimestamp(milliseconds / 1000, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_status(run: dict[str, Any]) -> str:
+    """complete, failed or incomplete (see the module docstring)."""
+    if any(node.failed for node in run.values()):
+        return "failed"
+    if "Pusher" in run and run["Pusher"].done:
+        return "complete"
+    return "incomplete"
+
+
+def summarize_run(run_id: str, started_ms: int, run: dict[str, Any],
+                  metrics_cache: dict[tuple[str, str], dict[str, float]] | None = None,
+                  family_cache: dict[str, str | None] | None = None) -> RunSummary:
+    """One run's summary from its `run_results.NodeResult`s (by component id)."""
+    summary = RunSummary(
+        run_id=run_id, started=_started(started_ms), status=run_status(run),
+        failed_components=[node for node, result in run.items() if result.failed],
+        unfinished_components=[node for node, result in run.items()
+                               if not (result.failed or result.done)],
+        cached_components=[node for node, result in run.items() if result.cached])
+    _read_settings(summary, run)
+    if summary.checkpoint is not None:
+        cache = {} if family_cache is None else family_cache
+        if summary.checkpoint not in cache:
+            cache[summary.checkpoint] = checkpoint_family(summary.checkpoint)
+        summary.family = cache[summary.checkpoint]
+    _guarded(summary, "StatisticsGen statistics", lambda: _read_counts(summary, run))
+    _guarded(summary, "Evaluator metrics",
+             lambda: _read_metrics(summary, run, {} if metrics_cache is None else metrics_cache))
+    _guarded(summary, "BlessingGate verdict", lambda: _read_verdict(summary, run))
+    _guarded(summary, "Pusher result", lambda: _read_push(summary, run))
+    return summary
+
+
+def _guarded(summary: RunSummary, what: str, read: Callable[[], None]) -> None:
+    """Runs one reader; an artifact that cannot be read leaves its fields null."""
+    try:
+        read()
+    except Exception as error:  # pylint: disable=broad-except
+        # Artifacts live outside the store (a deleted pipeline root, a TFMA or protobuf
+        # parse error): the listing still shows everything else.
+        summary.problems.append(f"{what}: {type(error).__name__}: {error}")
+
+
+def _has_output(run: dict[str, Any], node: str, key: str) -> bool:
+    return node in run and bool(run[node].outputs.get(key))
+
+
+def _read_settings(summary: RunSummary, run: dict[str, Any]) -> None:
+    """Checkpoint, data and hyperparameters, from the executions' properties.
+
+    They are recorded on every execution of the run, cached or failed ones too.
+    """
+    def custom_config(node: str) -> dict[str, Any]:
+        value = run[node].json_property("custom_config") if node in run else None
+        return value if isinstance(value, dict) else {}
+
+    trainer, transform = custom_config("Trainer"), custom_config("Transform")
+    not_fine_tuned = custom_config("NotFineTunedModel")
+    summary.checkpoint = next((config["checkpoint"] for config in (
+        trainer, transform, not_fine_tuned) if isinstance(config.get("checkpoint"), str)), None)
+    summary.epochs = _integer(trainer.get("epochs"))
+    summary.learning_rate = _real(trainer.get("learning_rate"))
+    summary.max_train_examples = _integer(trainer.get("max_train_examples")) or None
+    summary.max_seq_length = _integer(transform.get("max_seq_length"))
+    if "QqpExampleGen" in run:
+        data = run["QqpExampleGen"].properties.get("input_base")
+        summary.data = data if isinstance(data, str) else None
+
+
+def _read_counts(summary: RunSummary, run: dict[str, Any]) -> None:
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.results import data_summary
+
+    if not _has_output(run, "StatisticsGen", "statistics"):
+        return
+    counts = data_summary.split_counts(run["StatisticsGen"])
+    summary.train_pairs = counts["train"][0] if "train" in counts else None
+    summary.eval_pairs = counts["eval"][0] if "eval" in counts else None
+
+
+def _read_metrics(summary: RunSummary, run: dict[str, Any],
+                  cache: dict[tuple[str, str], dict[str, float]]) -> None:
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.results import outcome
+
+    if not _has_output(run, "Evaluator", "evaluation"):
+        return
+    uri = run["Evaluator"].output_uri("evaluation")
+    for role in (CANDIDATE, NOT_FINE_TUNED):
+        if (uri, role) not in cache:
+            cache[uri, role] = outcome.overall_metrics(uri, role)
+        metrics = cache[uri, role]
+        setattr(summary, f"{role}_accuracy", _real(metrics.get(ACCURACY)))
+        setattr(summary, f"{role}_f1", _real(metrics.get(F1)))
+
+
+def _read_verdict(summary: RunSummary, run: dict[str, Any]) -> None:
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.results import outcome
+
+    if _has_output(run, "BlessingGate", "blessing"):
+        summary.blessed, summary.verdict = outcome.blessing_verdict(run["BlessingGate"])
+
+
+def _read_push(summary: RunSummary, run: dict[str, Any]) -> None:
+    # pylint: disable-next=import-outside-toplevel
+    from pipeline.results import outcome
+
+    if not _has_output(run, "Pusher", "pushed_model"):
+        return
+    pushed_to, already_served = outcome.push_result(run["Pusher"])
+    summary.already_served = already_served if pushed_to else None
+    if pushed_to:
+        summary.pushed_to = pushed_to
+        version = os.path.basename(pushed_to.rstrip("/"))
+        summary.pushed_version = int(version) if version.isdigit() else None
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _real(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return None if math.isnan(value) or math.isinf(value) else float(value)
+
+
+def _local_checkpoint_dir(checkpoint: str) -> str | None:
+    """The checkpoint's local directory if it is on this machine; never downloads."""
+    # pylint: disable-next=import-outside-toplevel
+    from components.checkpoint import DEFAULT_CHECKPOINT, looks_local, resolve_checkpoint
+
+    if "://" in checkpoint:  # resolving would copy it from remote storage
+        return None
+    if checkpoint == DEFAULT_CHECKPOINT or os.path.isdir(os.path.expanduser(checkpoint)):
+        return resolve_checkpoint(checkpoint)
+    if looks_local(checkpoint):
+        return None
+    # A hub id: only Hugging Face's local cache, no network.
+    from huggingface_hub import try_to_load_from_cache  # pylint: disable=import-outside-toplevel
+
+    config = try_to_load_from_cache(checkpoint, "config.json")
+    return os.path.dirname(config) if isinstance(config, str) else None
+
+
+def checkpoint_family(checkpoint: str) -> str | None:
+    """config.json's `model_type` of a checkpoint that resolves locally; else None.
+
+    Never raises: a checkpoint moved, deleted, remote or not a model shows as unknown.
+    """
+    try:
+        # pylint: disable-next=import-outside-toplevel
+        from components.families import read_model_type
+
+        directory = _local_checkpoint_dir(checkpoint)
+        return None if directory is None else read_model_type(directory)
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+# ------------------------------------------------------------------ presenting
+
+
+def to_json(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
+    """The JSON list `qqp-tfx runs --format json` prints (keys: the module docstring)."""
+    return [dataclasses.asdict(summary) for summary in summaries]
+
+
+# Table columns: (title, right-aligned).
+COLUMNS = (("run", False), ("started (UTC)", False), ("checkpoint", False), ("family", False),
+           ("data", False), ("train", True), ("eval", True), ("len", True), ("epochs", True),
+           ("lr", True), ("acc", True), ("F1", True), ("nft acc", True), ("nft F1", True),
+           ("verdict", False), ("pushed", True))
+COLUMN_NOTE = ("acc, F1: the fine-tuned candidate on the eval split; nft: the not-fine-tuned "
+               "model; len: max_seq_length; pushed: the serving version (same: identical to "
+               "the version already served, nothing new written)")
+_WIDEST = 32
+
+
+def _shorten(text: str | None) -> str:
+    """A long path or name cut from the left, keeping its end."""
+    if text is None:
+        return MISSING
+    return text if len(text) <= _WIDEST else "\u2026" + text[-(_WIDEST - 1):]
+
+
+def _count(value: int | None) -> str:
+    return MISSING if value is None else f"{value:,}"
+
+
+def _metric(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.4f}"
+
+
+def verdict_word(summary: RunSummary) -> str:
+    """blessed / not blessed, or the run's status when the gate did not decide."""
+    if summary.blessed is not None:
+        return "blessed" if summary.blessed else "not blessed"
+    return summary.status
+
+
+def pushed_cell(summary: RunSummary) -> str:
+    """The pushed version, "(same)" when it was already served; "-" when none."""
+    if summary.pushed_version is None:
+        return MISSING if summary.pushed_to is None else _shorten(summary.pushed_to)
+    return f"{summary.pushed_version} (same)" if summary.already_served \
+        else str(summary.pushed_version)
+
+
+def table_rows(summaries: Sequence[RunSummary]) -> list[list[str]]:
+    """The cells of each run's row, in `COLUMNS` order."""
+    rows = []
+    for summary in summaries:
+        checkpoint = summary.checkpoint
+        rows.append([
+            summary.run_id, summary.started.replace("T", " ").rstrip("Z"),
+            _shorten(checkpoint),
+            MISSING if checkpoint is None else (summary.family or UNKNOWN),
+            _shorten(summary.data), _count(summary.train_pairs), _count(summary.eval_pairs),
+            _count(summary.max_seq_length), _count(summary.epochs),
+            MISSING if summary.learning_rate is None else f"{summary.learning_rate:g}",
+            _metric(summary.candidate_accuracy), _metric(summary.candidate_f1),
+            _metric(summary.not_fine_tuned_accuracy), _metric(summary.not_fine_tuned_f1),
+            verdict_word(summary), pushed_cell(summary)])
+    return rows
+
+
+def why(summary: RunSummary) -> str:
+    """The verdict's reasons, or what became of a run the gate did not decide."""
+    if summary.verdict is not None:
+        return "; ".join(summary.verdict) or MISSING
+    if summary.status == "failed":
+        return f"failed at {', '.join(summary.failed_components)}"
+    if summary.unfinished_components:
+        return (f"incomplete: {', '.join(summary.unfinished_components)} did not finish "
+                "(still running, or the run was killed)")
+    if summary.status == "incomplete":
+        return "incomplete: stopped before the BlessingGate decided (--until, or killed)"
+    return "no verdict recorded"
+
+
+def format_table(summaries: Sequence[RunSummary]) -> str:
+    """The plain-text table of `qqp-tfx runs`, then each run's verdict in words."""
+    if not summaries:
+        return "No pipeline runs recorded yet."
+    titles = [title for title, _ in COLUMNS]
+    rows = table_rows(summaries)
+    widths = [max(len(row[index]) for row in [titles] + rows) for index in range(len(titles))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(cell.rjust(width) if right else cell.ljust(width)
+                         for cell, width, (_, right) in zip(cells, widths, COLUMNS)).rstrip()
+
+    lines = [line(titles), "  ".join("-" * width for width in widths)]
+    lines += [line(row) for row in rows]
+    lines += ["", COLUMN_NOTE, "", "Why:"]
+    for summary in summaries:
+        extra = []
+        if summary.cached_components:
+            extra.append(f"reused from cache: {', '.join(summary.cached_components)}")
+        if summary.problems:
+            extra.append(f"unreadable: {'; '.join(summary.problems)}")
+        lines.append(f"  {summary.run_id}: {why(summary)}"
+                     + "".join(f"\n      {item}" for item in extra))
+    return "\n".join(lines)
