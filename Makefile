@@ -14,8 +14,8 @@ run: $(VENV_STAMP)
 # Two pytest-xdist workers, one test file each at a time (module fixtures are built once),
 # the slowest files first (tests/conftest.py orders them).
 # Tests marked `slow` (the gate scenario's worse candidate on both runners, Beam's
-# multi-process runner: minutes of training and process start-ups) run in
-# `make test-slow`, which CI runs too.
+# multi-process runner, the notebook run headless: minutes of training and process
+# start-ups) run in `make test-slow`, which CI runs too.
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 test: $(VENV_STAMP)
@@ -24,7 +24,8 @@ test: $(VENV_STAMP)
 # The whole files: a slow test may build on the ones before it in its file.
 test-slow: $(VENV_STAMP)
 	.venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-		tests/test_run_compiled.py tests/test_pipeline_e2e.py tests/test_compile.py
+		tests/test_run_compiled.py tests/test_pipeline_e2e.py tests/test_compile.py \
+		tests/test_notebook.py tests/test_encoders.py
 
 notebook: $(VENV_STAMP)
 	.venv/bin/jupyter lab notebooks/walkthrough.ipynb $(ARGS)

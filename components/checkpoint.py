@@ -94,18 +94,25 @@ def _encoder_class(checkpoint_dir: str):
 
 
 def _plain_graph_code(encoder, checkpoint_dir: str):
-    """The encoder, its call run without AutoGraph where its family allows it.
+    """The encoder, its call run without AutoGraph but where its family needs it.
 
-    Keras converts a subclassed layer's `call` with AutoGraph whenever it is traced;
-    transformers' TF encoders (but DeBERTa-v2's) need no conversion, so their call
-    is marked `do_not_convert`, which also covers the layers it calls.
+    Keras converts a subclassed layer's `call` with AutoGraph whenever it is traced.
+    transformers' TF encoders need no conversion, so their call is marked
+    `do_not_convert` (which covers the layers it calls), except the family's
+    `autograph_layers` (DeBERTa-v2's attention), whose calls are converted once here.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    import types
 
-    from components.families import family_of  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf
 
-    if not family_of(checkpoint_dir).needs_autograph:
-        encoder.call = tf.autograph.experimental.do_not_convert(encoder.call)
+    from components.families import family_of
+
+    encoder.call = tf.autograph.experimental.do_not_convert(encoder.call)
+    converted = family_of(checkpoint_dir).autograph_layers
+    for layer in encoder.submodules:
+        if type(layer).__name__ in converted:
+            layer.call = types.MethodType(tf.autograph.to_graph(type(layer).call), layer)
     return encoder
 
 

@@ -19,10 +19,10 @@ class Family:
     uses_token_types: bool  # whether the encoder takes token_type_ids
     has_pooler: bool  # whether the encoder has a pooler_output
     pair_separators: int = 1  # tokens between a pair's questions: [SEP]; RoBERTa </s></s>
-    # Whether the encoder's call needs AutoGraph (Python control flow on tensors); the
-    # others run as plain graph code, which saves AutoGraph's conversion of transformers'
-    # code: about 10 s at each model build and again at each traced function.
-    needs_autograph: bool = False
+    # The encoder's layers whose call needs AutoGraph (Python control flow on tensors).
+    # Everything else runs as plain graph code, which saves AutoGraph's conversion of
+    # transformers' code: about 10 s at each model build and again at each trace.
+    autograph_layers: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {family.model_type: family for family in (
@@ -31,7 +31,8 @@ FAMILIES: dict[str, Family] = {family.model_type: family for family in (
     Family("electra", "wordpiece", "TFElectraModel", True, False),
     Family("albert", "sentencepiece", "TFAlbertModel", True, True),
     Family("roberta", "byte_level_bpe", "TFRobertaModel", False, True, pair_separators=2),
-    Family("deberta-v2", "sentencepiece", "TFDebertaV2Model", True, False, needs_autograph=True),
+    Family("deberta-v2", "sentencepiece", "TFDebertaV2Model", True, False,
+           autograph_layers=("TFDebertaV2DisentangledSelfAttention",)),
 )}
 
 

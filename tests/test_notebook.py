@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "walkthrough.ipynb"
@@ -21,6 +22,7 @@ def test_notebook_is_committed_without_outputs():
         assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
 
 
+@pytest.mark.slow  # the whole pipeline once more (about 2 minutes): make test-slow, and CI
 def test_notebook_runs_in_quick_mode(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("QQP_TFX_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("QQP_TFX_NOTEBOOK_ROOT", str(tmp_path / "notebook"))

@@ -42,6 +42,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from components.tokenization import base
+from components.tokenization.unicode_classes import class_body
 
 # Oniguruma's \s (Unicode White_Space), which is also Rust's char::is_whitespace (lstrip).
 _WHITESPACE = "9-D 20 85 A0 1680 2000-200A 2028-2029 202F 205F 3000"
@@ -56,15 +57,9 @@ _EXTRA_NUMBERS = (
 )
 
 
-def _class_body(ranges: str) -> str:
-    """Turns "300-36F 483" into the RE2 class body "\\x{300}-\\x{36F}\\x{483}"."""
-    return "".join("-".join(f"\\x{{{bound}}}" for bound in item.split("-"))
-                   for item in ranges.split())
-
-
-_WS = _class_body(_WHITESPACE)
-_LETTERS = r"\p{L}" + _class_body(_EXTRA_LETTERS)
-_NUMBERS = r"\p{N}" + _class_body(_EXTRA_NUMBERS)
+_WS = class_body(_WHITESPACE)
+_LETTERS = r"\p{L}" + class_body(_EXTRA_LETTERS)
+_NUMBERS = r"\p{N}" + class_body(_EXTRA_NUMBERS)
 _SPACE_RUN = f"[{_WS}]+"
 # The GPT-2 pre-tokenizer regex without its lookahead alternative \s+(?!\S) (see step 3).
 _PRETOKEN = (f"'s|'t|'re|'ve|'m|'ll|'d| ?[{_LETTERS}]+| ?[{_NUMBERS}]+"

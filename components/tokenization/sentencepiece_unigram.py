@@ -47,6 +47,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from components.tokenization import base
+from components.tokenization.unicode_classes import PUNCTUATION, char_class, literal
 
 MODEL_FILES = ("spiece.model", "spm.model")
 FAMILIES = ("albert", "deberta-v2")
@@ -82,25 +83,6 @@ _MARKS = (
     "1D1AA-1D1AD 1D242-1D244 1DA00-1DA36 1DA3B-1DA6C 1DA75 1DA84 1DA9B-1DA9F 1DAA1-1DAAF "
     "1E000-1E006 1E008-1E018 1E01B-1E021 1E023-1E024 1E026-1E02A 1E8D0-1E8D6 1E944-1E94A "
     "E0100-E01EF")
-# Punctuation isolated by tokenizers' Punctuation pre-tokenizer (ASCII + Unicode 9.0 P*).
-_PUNCT = (
-    "21-2F 3A-40 5B-60 7B-7E A1 A7 AB B6-B7 BB BF 37E 387 55A-55F 589-58A 5BE 5C0 5C3 5C6 "
-    "5F3-5F4 609-60A 60C-60D 61B 61E-61F 66A-66D 6D4 700-70D 7F7-7F9 830-83E 85E 964-965 "
-    "970 AF0 DF4 E4F E5A-E5B F04-F12 F14 F3A-F3D F85 FD0-FD4 FD9-FDA 104A-104F 10FB "
-    "1360-1368 1400 166D-166E 169B-169C 16EB-16ED 1735-1736 17D4-17D6 17D8-17DA 1800-180A "
-    "1944-1945 1A1E-1A1F 1AA0-1AA6 1AA8-1AAD 1B5A-1B60 1BFC-1BFF 1C3B-1C3F 1C7E-1C7F "
-    "1CC0-1CC7 1CD3 2010-2027 2030-2043 2045-2051 2053-205E 207D-207E 208D-208E 2308-230B "
-    "2329-232A 2768-2775 27C5-27C6 27E6-27EF 2983-2998 29D8-29DB 29FC-29FD 2CF9-2CFC "
-    "2CFE-2CFF 2D70 2E00-2E2E 2E30-2E42 3001-3003 3008-3011 3014-301F 3030 303D 30A0 30FB "
-    "A4FE-A4FF A60D-A60F A673 A67E A6F2-A6F7 A874-A877 A8CE-A8CF A8F8-A8FA A8FC A92E-A92F "
-    "A95F A9C1-A9CD A9DE-A9DF AA5C-AA5F AADE-AADF AAF0-AAF1 ABEB FD3E-FD3F FE10-FE19 "
-    "FE30-FE52 FE54-FE61 FE63 FE68 FE6A-FE6B FF01-FF03 FF05-FF0A FF0C-FF0F FF1A-FF1B "
-    "FF1F-FF20 FF3B-FF3D FF3F FF5B FF5D FF5F-FF65 10100-10102 1039F 103D0 1056F 10857 "
-    "1091F 1093F 10A50-10A58 10A7F 10AF0-10AF6 10B39-10B3F 10B99-10B9C 11047-1104D "
-    "110BB-110BC 110BE-110C1 11140-11143 11174-11175 111C5-111C9 111CD 111DB 111DD-111DF "
-    "11238-1123D 112A9 114C6 115C1-115D7 11641-11643 1173C-1173E 12470-12474 16A6E-16A6F "
-    "16AF5 16B37-16B3B 16B44 1BC9F 1DA87-1DA8B"
-)
 # Grapheme cluster approximation (UAX #29): extenders, pictographs, regional indicators.
 _EXTEND = _MARKS + " 200C 1F3FB-1F3FF E0020-E007F"
 _PICTO = ("A9 AE 203C 2049 2122 2139 2194-2199 21A9-21AA 231A-231B 2328 23CF 23E9-23F3 "
@@ -115,24 +97,13 @@ _EXACT_PIECES = 8  # float32 path sums of words up to about this many pieces are
 _PRECOMPILED_MAX_BYTES = 6  # tokenizers: graphemes of fewer bytes are transformed whole
 
 
-def _char_class(ranges: str, negate: bool = False) -> str:
-    """Turns "300-36F 483" into the RE2 character class "[\\x{300}-\\x{36F}\\x{483}]"."""
-    parts = ["-".join(f"\\x{{{bound}}}" for bound in item.split("-")) for item in ranges.split()]
-    return "[" + ("^" if negate else "") + "".join(parts) + "]"
-
-
-def _literal(text: str) -> str:
-    """An RE2 pattern matching text literally."""
-    return "".join(f"\\x{{{ord(c):X}}}" for c in text)
-
-
-_WS_RE = _char_class(_WHITESPACE)
-_MARKS_RE = _char_class(_MARKS)
-_PUNCT_RE = _char_class(_PUNCT)
+_WS_RE = char_class(_WHITESPACE)
+_MARKS_RE = char_class(_MARKS)
+_PUNCT_RE = char_class(PUNCTUATION)
 _GRAPHEME_RE = (
     "(?s)\\r\\n|[\\x{1F1E6}-\\x{1F1FF}]{2}|"
-    + _char_class(_CONTROL, negate=True)
-    + "(?:" + _char_class(_EXTEND) + "|\\x{200D}" + _char_class(_PICTO) + "|\\x{200D})*|.")
+    + char_class(_CONTROL, negate=True)
+    + "(?:" + char_class(_EXTEND) + "|\\x{200D}" + char_class(_PICTO) + "|\\x{200D})*|.")
 
 
 @functools.lru_cache(maxsize=8)
@@ -380,7 +351,7 @@ class SentencePieceTokenizer(base.Tokenizer):
             return pieces, tf.ones_like(pieces, dtype=tf.int64) * -1
         patterns = []
         for token in sorted(tokens, key=lambda t: -len(t["content"])):
-            pattern = _literal(token["content"])
+            pattern = literal(token["content"])
             if token.get("lstrip"):
                 pattern = _WS_RE + "*" + pattern
             if token.get("rstrip"):
@@ -429,7 +400,7 @@ class SentencePieceTokenizer(base.Tokenizer):
             kind = step["type"]
             if kind == "Replace":
                 pattern = step["pattern"]
-                regex = pattern["Regex"] if "Regex" in pattern else _literal(pattern["String"])
+                regex = pattern["Regex"] if "Regex" in pattern else literal(pattern["String"])
                 text = tf.strings.regex_replace(text, regex, step["content"].replace("\\", "\\\\"))
             elif kind in ("NFKD", "NFD", "NFKC", "NFC"):
                 text = tf_text.normalize_utf8(text, kind)
@@ -456,7 +427,7 @@ class SentencePieceTokenizer(base.Tokenizer):
         for step in self._pre_tokenizers:
             flat = words.flat_values
             if step["type"] == "Punctuation":
-                pattern = f"{_PUNCT_RE}|{_char_class(_PUNCT, negate=True)}+"
+                pattern = f"{_PUNCT_RE}|{char_class(PUNCTUATION, negate=True)}+"
                 split = tf_text.regex_split(flat, pattern, pattern)
             else:  # Metaspace
                 mark = step.get("replacement", _REPLACEMENT)
@@ -465,7 +436,7 @@ class SentencePieceTokenizer(base.Tokenizer):
                     starts = tf.equal(tf.strings.substr(flat, 0, 1, unit="UTF8_CHAR"), mark)
                     flat = tf.where(starts, flat, mark + flat)
                 if step.get("split", True):
-                    pattern = f"{_literal(mark)}[^{_literal(mark)}]*|[^{_literal(mark)}]+"
+                    pattern = f"{literal(mark)}[^{literal(mark)}]*|[^{literal(mark)}]+"
                     split = tf_text.regex_split(flat, pattern, pattern)
                 else:
                     split = tf.RaggedTensor.from_tensor(tf.expand_dims(flat, 1))
