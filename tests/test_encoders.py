@@ -186,6 +186,7 @@ def test_check_requires_the_tokenizer_files_of_the_family(tmp_path, checkpoints,
         assert usable_positions(config) == 512  # RoBERTa: 514 - padding_idx 1 - 1
 
 
+@pytest.mark.slow  # test_families.py trains and scores every family in make test
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_the_classifier_trains_under_mixed_precision(checkpoints, mixed_precision, model_type):
     family = FAMILIES[model_type]
@@ -215,6 +216,7 @@ def test_the_classifier_trains_under_mixed_precision(checkpoints, mixed_precisio
         assert not np.array_equal(before[0], after[0].numpy())  # the encoder's embeddings
 
 
+@pytest.mark.slow  # test_families.py trains and scores every family in make test
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 def test_token_types_and_the_cosine_scorer(checkpoints, model_type):
     encoder = load_encoder(str(checkpoints[model_type]))
