@@ -16,16 +16,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
 import tf_keras as keras
 from absl import logging as absl_logging
-from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import schema_pb2
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx import v1 as tfx
 
 from components import trainer, training_inputs
@@ -34,9 +29,9 @@ from components.export import export_serving_model
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
 from components.training_backup import epochs_done, remove_backups
-from components.transform import preprocessing_fn
-from tests.conftest import REPO_ROOT, sample_rows
+from tests.conftest import REPO_ROOT
 from tests.tiny_bert import make_tiny_checkpoint
+from tests.transformed import transform_sample
 
 TRAIN_PAIRS = 64
 BATCH_SIZE = 16
@@ -102,22 +97,8 @@ def workspace(tmp_path_factory) -> Workspace:
     """A tiny BERT checkpoint, its transform graph and 64 transformed training pairs."""
     root = tmp_path_factory.mktemp("resume")
     checkpoint = make_tiny_checkpoint(root / "tiny-bert")
-    raw_metadata = dataset_metadata.DatasetMetadata(text_format.Parse(
-        (REPO_ROOT / "pipeline" / "schema" / "schema.pbtxt").read_text(), schema_pb2.Schema()))
-    rows = [line.split("\t") for line in sample_rows("train.tsv", TRAIN_PAIRS)]
-    config = {"checkpoint": str(checkpoint), "max_seq_length": 32}
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(root / "tft-tmp")):
-        raw = pipeline | beam.Create([{"id": [int(row[0])], "question1": [row[3]],
-                                       "question2": [row[4]], "is_duplicate": [int(row[5])]}
-                                      for row in rows])
-        (transformed, metadata), transform_fn = (raw, raw_metadata) | (
-            tft_beam.AnalyzeAndTransformDataset(lambda inputs: preprocessing_fn(inputs, config)))
-        _ = transform_fn | tft_beam.WriteTransformFn(str(root / "transform_graph"))
-        _ = (transformed | beam.Map(tft.coders.ExampleProtoCoder(metadata.schema).encode)
-             | beam.io.WriteToTFRecord(str(root / "train" / "part"), file_name_suffix=".gz"))
-    # Transform writes the raw schema too: the exported signatures parse raw examples with it.
-    metadata_io.write_metadata(raw_metadata, str(root / "transform_graph" / "metadata"))
-    return Workspace(checkpoint, root / "transform_graph", str(root / "train" / "*.gz"))
+    transformed = transform_sample(root, checkpoint, TRAIN_PAIRS, max_seq_length=32)
+    return Workspace(checkpoint, transformed.transform_output, transformed.train_files)
 
 
 def _fn_args(workspace: Workspace, trainer_dir: Path, execution: int) -> dict:
