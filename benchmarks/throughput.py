@@ -1,17 +1,22 @@
-"""Training and serving throughput of this project's model on real QQP pairs.
+"""Training and serving throughput of this project's model on real QQP pairs, beside the peer's.
 
     python benchmarks/throughput.py --tsv FILE [--model SAVED_MODEL_DIR] [--pairs N]
         [--checkpoint ID|DIR] [--precision auto|none|mixed_bfloat16|...] [--batch-size 32]
+        [--peer-python /path/to/venv/bin/python]
 
 (a) Training: pairs/s of the Trainer's own model (`build_classifier` on the
     checkpoint), optimizer (`compile_classifier`), precision policy and bucketed
     input pipeline (`bucketed_batches`), on N pairs of FILE tokenized in-graph as
     Transform does, after an untimed warm-up pass (so no timed step traces a graph).
 (b) Serving (with --model): pairs/s of the SavedModel's `predict_text` signature,
-    raw text in (tokenization included), at batch 64 and at batch 1, in file order.
-Prints a table, then as its last line one JSON object:
-{"train_pairs_per_s", "serve_pairs_per_s_batch64", "serve_pairs_per_s_batch1",
- "precision", "cpu"}.
+    raw text in (tokenization included), at batch 64 and at batch 1, in file order,
+    in float32 and at the scoring precision `qqp-tfx predict` uses (`auto`: grappler's
+    bf16 rewrite where the CPU has avx512_bf16 or AMX, components.scoring_precision).
+(c) With --peer-python: benchmarks/peer_pytorch.py run by that interpreter (a
+    throwaway venv with torch and transformers 5) on the same pairs and checkpoint,
+    float32 and bf16 autocast; ratios are ours over the faster of the two.
+Prints a table, then as its last line one JSON object with every figure, the
+CPU model and its bf16/AMX flags.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,17 +35,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
 
 from components.checkpoint import DEFAULT_CHECKPOINT, load_encoder, resolve_checkpoint  # noqa: E402
 from components.hyperparameters import MIXED_PRECISION_POLICIES, Hyperparameters  # noqa: E402
 from components.model import build_classifier  # noqa: E402
-from components.precision import resolve_policy  # noqa: E402
+from components.precision import cpu_flags, resolve_policy  # noqa: E402
 from components.qqp_records import QqpPair, read_tsv_pairs  # noqa: E402
-from components.tokenization import load_tokenizer_spec, tokenize_pairs  # noqa: E402
+from components.scoring_precision import scoring_precision  # noqa: E402
+from components.tokenization import load_tokenizer  # noqa: E402
 from components.trainer import compile_classifier, keras_policy  # noqa: E402
 from components.training_inputs import bucketed_batches  # noqa: E402
 
-WARMUP_STEPS = 10
+PEER_SCRIPT = Path(__file__).resolve().parent / "peer_pytorch.py"
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def cpu_name() -> str:
@@ -53,6 +62,11 @@ def cpu_name() -> str:
     return f"{name} x{os.cpu_count()}"
 
 
+def bf16_flags() -> list[str]:
+    """The CPU's bf16 and AMX feature flags (none: no native bf16)."""
+    return sorted(set(BF16_FLAGS) & cpu_flags())
+
+
 def read_pairs(path: str, count: int) -> list[QqpPair]:
     """The first `count` pairs of a GLUE TSV file."""
     with open(path, "rb") as stream:
@@ -63,34 +77,54 @@ def read_pairs(path: str, count: int) -> list[QqpPair]:
 def tokenized_dataset(pairs: list[QqpPair], checkpoint_dir: str, max_length: int
                       ) -> tf.data.Dataset:
     """(features, label) examples tokenized in-graph, as Transform feeds the Trainer."""
-    spec = load_tokenizer_spec(checkpoint_dir)
-    features = tokenize_pairs(tf.constant([pair.question1 for pair in pairs]),
-                              tf.constant([pair.question2 for pair in pairs]), spec, max_length)
+    features = load_tokenizer(checkpoint_dir).encode_pairs(
+        tf.constant([pair.question1 for pair in pairs]),
+        tf.constant([pair.question2 for pair in pairs]), max_length)
     labels = tf.constant([float(pair.is_duplicate) for pair in pairs])
     return tf.data.Dataset.from_tensor_slices((features, labels)).map(
         lambda example, label: ({name: tf.cast(value, tf.int32)
                                  for name, value in example.items()}, label))
 
 
+class StepTimer(keras.callbacks.Callback):
+    """Seconds from the start of step `first` to the end of training."""
+
+    def __init__(self, first: int):
+        super().__init__()
+        self.first, self.started, self.seconds = first, 0.0, 0.0
+
+    def on_train_batch_begin(self, batch: int, logs=None) -> None:
+        if batch == self.first:
+            self.started = time.perf_counter()
+
+    def on_train_end(self, logs=None) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
 def train_pairs_per_second(pairs: list[QqpPair], checkpoint: str, policy: str,
                            batch_size: int, max_length: int) -> float:
-    """Pairs/s of Keras fit steps over the pairs, after an untimed pass over them."""
+    """Pairs/s of Keras fit steps, timed after two untimed passes over the pairs.
+
+    One `fit`, as the Trainer runs it: each `fit` fills the shuffle buffer anew
+    (10,000 examples) before its first step, a one-off cost per training run.
+    The untimed passes trace the step and let oneDNN build its kernels for the
+    batch shapes seen.
+    """
     checkpoint_dir = resolve_checkpoint(checkpoint)
     steps = max(1, math.ceil(len(pairs) / batch_size))
     hparams = Hyperparameters(checkpoint=checkpoint, batch_size=batch_size)
     with keras_policy(policy):
         model = build_classifier(load_encoder(checkpoint_dir))
-        compile_classifier(model, hparams, WARMUP_STEPS + 2 * steps)
-    batches = iter(bucketed_batches(tokenized_dataset(pairs, checkpoint_dir, max_length),
-                                    batch_size, seed=0))
-    # Warm-up: one untimed pass, so every length bucket's step is traced before timing.
-    model.fit(batches, steps_per_epoch=WARMUP_STEPS + steps, epochs=1, verbose=0)
-    started = time.perf_counter()
-    model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * batch_size / (time.perf_counter() - started)
+        compile_classifier(model, hparams, 3 * steps)
+    batches = bucketed_batches(tokenized_dataset(pairs, checkpoint_dir, max_length),
+                               batch_size, seed=0)
+    timer = StepTimer(first=2 * steps)
+    model.fit(batches, steps_per_epoch=3 * steps, epochs=1, verbose=0, callbacks=[timer])
+    return steps * batch_size / timer.seconds
 
 
-def serve_pairs_per_second(model_dir: str, pairs: list[QqpPair], batch_size: int) -> float:
+def serve_pairs_per_second(model_dir: str, pairs: list[QqpPair], batch_size: int,
+                           precision: str) -> float:
     """Pairs/s of predict_text on raw text, in file order, after one untimed batch."""
     import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
 
@@ -100,11 +134,22 @@ def serve_pairs_per_second(model_dir: str, pairs: list[QqpPair], batch_size: int
         predict_text(question1=tf.constant([pair.question1 for pair in batch]),
                      question2=tf.constant([pair.question2 for pair in batch]))
 
-    run(pairs[:batch_size])
-    started = time.perf_counter()
-    for start in range(0, len(pairs), batch_size):
-        run(pairs[start:start + batch_size])
+    with scoring_precision(precision, batch_size):
+        run(pairs[:batch_size])
+        started = time.perf_counter()
+        for start in range(0, len(pairs), batch_size):
+            run(pairs[start:start + batch_size])
     return len(pairs) / (time.perf_counter() - started)
+
+
+def peer_figures(peer_python: str, tsv: str, checkpoint_dir: str, pairs: int,
+                 batch1_pairs: int) -> dict[str, dict[str, float]]:
+    """benchmarks/peer_pytorch.py's figures per precision, run by `peer_python`."""
+    output = subprocess.run(
+        [peer_python, str(PEER_SCRIPT), "--tsv", tsv, "--checkpoint", checkpoint_dir,
+         "--pairs", str(pairs), "--batch1-pairs", str(batch1_pairs)],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -120,27 +165,55 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--peer-python",
+                        help="python of a venv with torch and transformers 5: runs "
+                             "benchmarks/peer_pytorch.py on the same pairs")
     args = parser.parse_args()
 
     pairs = read_pairs(args.tsv, args.pairs)
     policy = resolve_policy(args.precision)
-    result = {"train_pairs_per_s": None, "serve_pairs_per_s_batch64": None,
-              "serve_pairs_per_s_batch1": None, "precision": policy, "cpu": cpu_name()}
+    ours: dict[str, float | None] = dict.fromkeys(
+        ("train_pairs_per_s", "serve_pairs_per_s_batch64", "serve_pairs_per_s_batch1",
+         "serve_float32_pairs_per_s_batch64", "serve_float32_pairs_per_s_batch1"))
     if not args.skip_training:
-        result["train_pairs_per_s"] = train_pairs_per_second(
+        ours["train_pairs_per_s"] = train_pairs_per_second(
             pairs, args.checkpoint, policy, args.batch_size, args.max_seq_length)
     if args.model:
-        result["serve_pairs_per_s_batch64"] = serve_pairs_per_second(args.model, pairs, 64)
-        result["serve_pairs_per_s_batch1"] = serve_pairs_per_second(
-            args.model, pairs[:args.batch1_pairs], 1)
-    print(f"pairs: {len(pairs)} from {args.tsv}; cpu: {result['cpu']}")
-    for key, title in (("train_pairs_per_s", f"training ({policy}, batch {args.batch_size})"),
-                       ("serve_pairs_per_s_batch64", "serving predict_text, batch 64"),
-                       ("serve_pairs_per_s_batch1", "serving predict_text, batch 1")):
-        value = result[key]
-        print(f"  {title:<40} {'-' if value is None else f'{value:8.1f} pairs/s'}")
-    print(json.dumps({key: round(value, 2) if isinstance(value, float) else value
-                      for key, value in result.items()}))
+        for precision, prefix in (("float32", "serve_float32"), ("auto", "serve")):
+            ours[f"{prefix}_pairs_per_s_batch64"] = serve_pairs_per_second(
+                args.model, pairs, 64, precision)
+            ours[f"{prefix}_pairs_per_s_batch1"] = serve_pairs_per_second(
+                args.model, pairs[:args.batch1_pairs], 1, precision)
+    peer = (peer_figures(args.peer_python, args.tsv, resolve_checkpoint(args.checkpoint),
+                         args.pairs, args.batch1_pairs) if args.peer_python else {})
+    print_table(ours, peer, policy)
+    print(json.dumps({"ours": {key: None if value is None else round(value, 2)
+                               for key, value in ours.items()},
+                      "peer": peer, "training_precision": policy, "cpu": cpu_name(),
+                      "bf16_flags": bf16_flags(), "pairs": len(pairs), "tsv": args.tsv}))
+
+
+def print_table(ours: dict[str, float | None], peer: dict, policy: str) -> None:
+    """Ours, peer float32, peer bf16 and ours over the faster peer, one row per measure."""
+    print(f"cpu: {cpu_name()}; bf16 flags: {', '.join(bf16_flags()) or 'none'}")
+    print(f"{'pairs/s':<44}{'ours':>9}{'peer f32':>10}{'peer bf16':>10}{'ratio':>8}")
+    rows = (("train_pairs_per_s", "train_pairs_per_s", f"training ({policy}, batch 32)"),
+            ("serve_pairs_per_s_batch64", "serve_pairs_per_s_batch64",
+             "serving batch 64 (auto precision)"),
+            ("serve_float32_pairs_per_s_batch64", "serve_pairs_per_s_batch64",
+             "serving batch 64 (float32)"),
+            ("serve_pairs_per_s_batch1", "serve_pairs_per_s_batch1",
+             "serving batch 1 (auto precision)"),
+            ("serve_float32_pairs_per_s_batch1", "serve_pairs_per_s_batch1",
+             "serving batch 1 (float32)"))
+    for key, peer_key, title in rows:
+        value = ours[key]
+        peers = [peer[precision][peer_key] for precision in ("float32", "bf16")
+                 if precision in peer]
+        cells = [f"{figure:10.1f}" for figure in peers] + [f"{'-':>10}"] * (2 - len(peers))
+        ratio = f"{value / max(peers):7.2f}x" if value and peers else f"{'-':>8}"
+        print(f"{title:<44}{'-' if value is None else f'{value:9.1f}':>9}{''.join(cells)}"
+              f"{ratio}")
 
 
 if __name__ == "__main__":

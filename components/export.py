@@ -3,7 +3,12 @@
 Signatures:
 - `serving_default(examples)`: serialized raw tf.Examples -> probability, label
 - `predict_text(question1, question2)`: raw strings -> probability, label
+- `classification(inputs)`: serialized raw tf.Examples -> classes (b"0", b"1") and
+  scores (1 - probability, probability), with TF Serving's classify method name,
+  so that its Classify API (`:classify` over REST) serves it
 - `transform_features(examples)`: raw tf.Examples -> transformed features (for TFMA)
+Bad requests fail inside the graph with an InvalidArgument error in words (TF
+Serving returns it; components.serving_requests).
 The model's own input names pick its features among Transform's outputs, so the
 fine-tuned classifier and the not-fine-tuned cosine scorer export alike.
 Inside the signatures, a batch is sorted by length and run in sub-batches, each
@@ -14,16 +19,23 @@ only `tensorflow` and `import tensorflow_text`.
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.saved_model import fingerprinting_utils
 
 from components.features import DECISION_THRESHOLD, LABEL, QUESTIONS
+from components.serving_requests import assert_as_many, parse_questions
 from components.tensors import dense, ragged
 
 # Pairs per length-sorted sub-batch inside the serving signatures.
 SUB_BATCH_SIZE = 16
 _EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
+CLASSIFY_SIGNATURE = "classification"
+CLASSES = (b"0", b"1")  # the classify signature's class names: not duplicate, duplicate
 
 
 def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTensor],
@@ -56,33 +68,58 @@ def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTens
     return tf.scatter_nd(order[:, tf.newaxis], sorted_logits, [count])
 
 
+def _set_method_names(export_dir: str, method_names: dict[str, str]) -> None:
+    """Rewrites the saved signatures' method names (TF2 saves every one as predict).
+
+    TF Serving's Classify and Regress APIs accept only signatures with their method
+    names. The fingerprint, a checksum of `saved_model.pb`, is written anew.
+    """
+    path = os.path.join(export_dir, "saved_model.pb")
+    with tf.io.gfile.GFile(path, "rb") as stream:
+        saved_model = saved_model_pb2.SavedModel.FromString(stream.read())
+    for meta_graph in saved_model.meta_graphs:
+        for key, method_name in method_names.items():
+            meta_graph.signature_def[key].method_name = method_name
+    with tf.io.gfile.GFile(path, "wb") as stream:
+        stream.write(saved_model.SerializeToString(deterministic=True))
+    fingerprinting_utils.write_fingerprint(export_dir)
+
+
 def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
-                         export_dir: str) -> None:
-    """Saves `model` with the transform graph attached and the three signatures."""
+                         export_dir: str, sub_batch_size: int = SUB_BATCH_SIZE) -> None:
+    """Saves `model` with the transform graph attached and the four signatures."""
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
-    question_spec = {name: raw_spec[name] for name in QUESTIONS}
     feature_names = list(model.input_names)
 
-    # One traced graph of tokenizer and model, which both scoring signatures call.
+    # One traced graph of tokenizer and model, which every scoring signature calls.
     @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.string)] * len(QUESTIONS))
     def predict_questions(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer({"question1": question1, "question2": question2})
         features = {name: ragged(transformed[name]) for name in feature_names}
-        probability = tf.sigmoid(logits_in_length_order(model, features))
+        probability = tf.sigmoid(logits_in_length_order(model, features, sub_batch_size))
         return {"probability": probability,
                 "label": tf.cast(probability >= DECISION_THRESHOLD, tf.int64)}
 
     @tf.function(input_signature=[_EXAMPLES_SPEC])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        raw_features = tf.io.parse_example(examples, question_spec)
-        return predict_questions(*(tf.reshape(raw_features[name], [-1, 1])
-                                   for name in QUESTIONS))
+        return predict_questions(*parse_questions(examples))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=name)
                                   for name in QUESTIONS])
     def predict_text(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict_questions(tf.reshape(question1, [-1, 1]), tf.reshape(question2, [-1, 1]))
+        # The check guards the inputs, not the call, which grappler can then inline.
+        with tf.control_dependencies([assert_as_many(question1, question2)]):
+            question1, question2 = tf.reshape(question1, [-1, 1]), tf.reshape(question2, [-1, 1])
+        return predict_questions(question1, question2)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                                name=tf.saved_model.CLASSIFY_INPUTS)])
+    def classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        probability = serve_examples(inputs)["probability"]
+        return {tf.saved_model.CLASSIFY_OUTPUT_CLASSES:
+                    tf.tile(tf.constant([CLASSES]), [tf.size(probability), 1]),
+                tf.saved_model.CLASSIFY_OUTPUT_SCORES: tf.stack([1 - probability, probability], 1)}
 
     @tf.function(input_signature=[_EXAMPLES_SPEC])
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -93,4 +130,6 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     model.save(export_dir, save_format="tf", include_optimizer=False, save_traces=False,
                signatures={"serving_default": serve_examples,
                            "predict_text": predict_text,
+                           CLASSIFY_SIGNATURE: classify,
                            "transform_features": transform_features})
+    _set_method_names(export_dir, {CLASSIFY_SIGNATURE: tf.saved_model.CLASSIFY_METHOD_NAME})

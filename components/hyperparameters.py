@@ -11,6 +11,8 @@ from components.checkpoint import DEFAULT_CHECKPOINT
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 # Keras mixed-precision settings (see components.precision); kept here free of TensorFlow.
 MIXED_PRECISION_POLICIES = ("auto", "none", "mixed_float16", "mixed_bfloat16")
+# Precisions of scoring with an exported model (see components.scoring_precision).
+SCORING_PRECISIONS = ("auto", "float32", "bfloat16")
 # "both": train on each pair in a random order, score the mean of both orders
 # (components.pair_order); "given": question1 then question2 only.
 PAIR_ORDERS = ("both", "given")

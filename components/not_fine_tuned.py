@@ -27,6 +27,7 @@ from components.export import export_serving_model
 from components.features import QUESTION_FEATURES
 from components.hyperparameters import Hyperparameters
 from components.model import COSINE_TO_LOGIT, build_cosine_scorer
+from components.scoring_precision import default_precision, scoring_precision
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -54,9 +55,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     score = tf.function(lambda features: cosine(features, training=False), input_signature=[
         {name: tf.TensorSpec([None, None], tf.int32) for name in QUESTION_FEATURES}])
     cosines, labels = [], []
-    for features, label in training_inputs.length_bucketed(pairs, hparams.eval_batch_size):
-        cosines.append(score(features).numpy())
-        labels.append(label.numpy())
+    with scoring_precision(default_precision(), hparams.eval_batch_size):
+        for features, label in training_inputs.length_bucketed(pairs, hparams.eval_batch_size):
+            cosines.append(score(features).numpy())
+            labels.append(label.numpy())
     cosines, labels = np.concatenate(cosines), np.concatenate(labels)
     calibration = calibrate(cosines, labels, hparams.checkpoint)
     if not calibration.converged:

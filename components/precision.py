@@ -21,6 +21,11 @@ def cpu_flags(cpuinfo_path: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
+def has_bf16_cpu(flags: set[str] | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (avx512_bf16 or AMX)."""
+    return bool(set(_BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+
+
 def has_native_bf16(flags: set[str] | None = None) -> bool:
     """Whether this machine computes bf16 natively: a GPU with compute capability 8.0+ or a
     CPU with avx512_bf16 / AMX."""
@@ -28,7 +33,7 @@ def has_native_bf16(flags: set[str] | None = None) -> bool:
         if tf.config.experimental.get_device_details(gpu).get("compute_capability",
                                                                (0, 0)) >= (8, 0):
             return True
-    return bool(set(_BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+    return has_bf16_cpu(flags)
 
 
 def resolve_policy(name: str, flags: set[str] | None = None) -> str:

@@ -13,17 +13,17 @@ from typing import Any
 
 from absl import logging
 from tfx import types
-from tfx.components import Evaluator
-from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_component_specs
 
+from components import evaluator
 from components.blessings import NO_BASELINE_KEY, SERVED_VERSION_KEY, write_blessing
 from components.served_model import served_version
 
 
-class Executor(evaluator_executor.Executor):
-    """Runs TFMA when a model is served; otherwise blesses with `no_baseline`."""
+class Executor(evaluator.Executor):
+    """Runs TFMA (in bf16 where the CPU has it) when a model is served; otherwise
+    blesses with `no_baseline`."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]],
@@ -43,7 +43,7 @@ class Executor(evaluator_executor.Executor):
         blessing.set_int_custom_property(SERVED_VERSION_KEY, version)
 
 
-class ServedModelEvaluator(Evaluator):
+class ServedModelEvaluator(evaluator.Evaluator):
     """An Evaluator whose baseline is a ServedModel snapshot, possibly empty."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

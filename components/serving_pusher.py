@@ -48,6 +48,12 @@ store: no directory rename and no exclusive file creation there.
   so that TF Serving, which serves the highest version, serves it. The claim
   files record each push's content digest, but the comparison reads the newest
   version itself, which other tools may have written.
+- `ServingPusher` is TFX's Pusher with an optional `examples` input (ExampleGen's
+  output): given it, every pushed version also holds TF Serving's warm-up
+  requests (`components.warmup`), made of eval pairs and written with the model's
+  files (into the staging directory, so part of the atomic push). They count in
+  the comparison with the newest version, and the same eval data gives the same
+  file, so an identical model is still not pushed again.
 """
 
 from __future__ import annotations
@@ -67,17 +73,20 @@ import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, channel, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import proto_utils
 
-from components import leases
+from components import leases, warmup
 from components.blessings import SERVED_VERSION_KEY
 
 STAGING_PREFIX = ".staging-"
 CLAIM_PREFIX = ".version-"
 FUSE_MOUNT = "/gcs/"
+EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY  # the input of the warm-up requests' pairs
 _NOT_FOUND = (fileio.NotFoundError, tf.errors.NotFoundError)
 
 
@@ -94,16 +103,21 @@ def _is_object_store(path: str) -> bool:
     return "://" in path or path.startswith(FUSE_MOUNT)
 
 
-def model_digest(model_path: str) -> str:
-    """SHA-256 over the relative paths and contents of every file of a SavedModel."""
+def model_digest(model_path: str, extra_files: dict[str, bytes] | None = None) -> str:
+    """SHA-256 over the relative paths and contents of every file of a SavedModel.
+
+    `extra_files` (relative path: content) count as files of it, over any file there.
+    """
+    extra_files = extra_files or {}
     digest = hashlib.sha256()
-    for directory, _, files in sorted(fileio.walk(model_path)):
-        for name in sorted(files):
-            path = os.path.join(directory, name)
-            digest.update(os.path.relpath(path, model_path).encode() + b"\0")
-            with fileio.open(path, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
+    for relative in sorted({*_relative_files(model_path), *extra_files}):
+        digest.update(relative.encode() + b"\0")
+        if relative in extra_files:
+            digest.update(extra_files[relative])
+            continue
+        with fileio.open(os.path.join(model_path, relative), "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -278,9 +292,12 @@ def version_number(version_dir: str | None) -> int:
     return int(os.path.basename(version_dir)) if version_dir else 0
 
 
-def push_model(model_path: str, base_directory: str, gated_against: int | None = None
-               ) -> PushResult:
+def push_model(model_path: str, base_directory: str, gated_against: int | None = None,
+               extra_files: dict[str, bytes] | None = None) -> PushResult:
     """Copies a SavedModel to the next version directory, unless it is the newest one.
+
+    `extra_files` (relative path: content) are written into the version with the
+    model's files, and count in the comparison with the newest version.
 
     `gated_against` is the version the gate compared the model with (0: nothing was
     served). Nothing is pushed, and ServedModelChangedError says why, if the newest
@@ -298,10 +315,11 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
             f"{base_directory}: the newest version is now {version_number(newest) or 'none'}, "
             f"but the gate compared the candidate with version {gated_against or 'none'}; "
             "nothing pushed: run the pipeline again to gate against what is served now")
-    digest = model_digest(model_path)
+    extra_files = extra_files or {}
+    digest = model_digest(model_path, extra_files)
     if newest is not None and model_digest(newest) == digest:
         return PushResult(newest, new=False)
-    files = _relative_files(model_path)
+    files = _push_order({*_relative_files(model_path), *extra_files})
     record = {"owner": f"{socket.gethostname()}-{os.getpid()}", "time": time.time(),
               "source": model_path, "digest": digest, "files": files, "nonce": uuid.uuid4().hex}
     version = _claim(base_directory, record)
@@ -319,26 +337,32 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
             if fileio.exists(target):
                 raise FileExistsError(f"{target} appeared while pushing; not overwriting it")
             if _is_object_store(base_directory):
-                _copy_in_place(model_path, target, files, lease.check)
+                _copy_in_place(model_path, target, files, extra_files, lease.check)
             else:
-                _copy_then_rename(model_path, base_directory, target, files, lease.check)
+                _copy_then_rename(model_path, base_directory, target, files, extra_files,
+                                  lease.check)
     except BaseException:
         _release_claim(base_directory, version, record["nonce"])
         raise
     return PushResult(target, new=True)
 
 
-def _relative_files(source: str) -> list[str]:
-    """Every file below `source`, relative to it, `saved_model.pb` last."""
-    files = []
-    for directory, _, names in fileio.walk(source):
-        relative = os.path.relpath(directory, source)
-        files += [os.path.normpath(os.path.join(relative, name)) for name in names]
+def _push_order(files: set[str]) -> list[str]:
+    """The relative paths sorted, `saved_model.pb` last."""
     return sorted(files, key=lambda path: (path == "saved_model.pb", path))
 
 
+def _relative_files(source: str) -> list[str]:
+    """Every file below `source`, relative to it, `saved_model.pb` last."""
+    files = set()
+    for directory, _, names in fileio.walk(source):
+        relative = os.path.relpath(directory, source)
+        files.update(os.path.normpath(os.path.join(relative, name)) for name in names)
+    return _push_order(files)
+
+
 def _copy_then_rename(source: str, base_directory: str, target: str, files: list[str],
-                      check: Callable[[], None]) -> None:
+                      extra_files: dict[str, bytes], check: Callable[[], None]) -> None:
     """Local disks: copies to a private staging directory, then renames it to `target`.
 
     `check` raises if the push may no longer publish (before each file and the rename).
@@ -346,7 +370,7 @@ def _copy_then_rename(source: str, base_directory: str, target: str, files: list
     staging = os.path.join(base_directory,
                            f"{STAGING_PREFIX}{os.path.basename(target)}-{uuid.uuid4().hex}")
     try:
-        _copy_files(source, staging, files, [], check)  # private: removed whole on failure
+        _copy_files(source, staging, files, extra_files, [], check)  # private: removed on failure
         check()
         fileio.rename(staging, target)
     except BaseException:
@@ -357,23 +381,25 @@ def _copy_then_rename(source: str, base_directory: str, target: str, files: list
 
 def copy_model(source: str, destination: str) -> None:
     """Copies every file of a SavedModel directory into a new directory."""
-    _copy_files(source, destination, _relative_files(source), [], check=lambda: None)
+    _copy_files(source, destination, _relative_files(source), {}, [], check=lambda: None)
 
 
-def _copy_in_place(source: str, target: str, files: list[str], check: Callable[[], None]
-                   ) -> None:
+def _copy_in_place(source: str, target: str, files: list[str], extra_files: dict[str, bytes],
+                   check: Callable[[], None]) -> None:
     """Object stores: copies into `target`; on failure removes exactly the files it wrote."""
     written: list[str] = []
     try:
-        _copy_files(source, target, files, written, check)
+        _copy_files(source, target, files, extra_files, written, check)
     except BaseException:
         _remove_files(target, written)
         raise
 
 
-def _copy_files(source: str, destination: str, files: list[str], written: list[str],
+def _copy_files(source: str, destination: str, files: list[str],
+                extra_files: dict[str, bytes], written: list[str],
                 check: Callable[[], None]) -> None:
-    """Copies `files`, never over an existing file; appends each one it (partly) wrote.
+    """Copies `files` (from `extra_files` if there, else from `source`), never over an
+    existing file; appends each one it (partly) wrote.
 
     `check` runs before each file, and raises to stop the copy.
     """
@@ -382,7 +408,10 @@ def _copy_files(source: str, destination: str, files: list[str], written: list[s
         path = os.path.join(destination, relative)
         fileio.makedirs(os.path.dirname(path))
         try:
-            fileio.copy(os.path.join(source, relative), path, overwrite=False)
+            if relative in extra_files:
+                _write_new_file(path, extra_files[relative])
+            else:
+                fileio.copy(os.path.join(source, relative), path, overwrite=False)
         except tf.errors.AlreadyExistsError as error:
             raise FileExistsError(
                 f"{path} already exists: another writer is using {destination}") from error
@@ -390,6 +419,14 @@ def _copy_files(source: str, destination: str, files: list[str], written: list[s
             written.append(relative)  # a failed copy may have left part of the file
             raise
         written.append(relative)
+
+
+def _write_new_file(path: str, content: bytes) -> None:
+    """Writes a file that must not exist yet (the check and the write are not atomic)."""
+    if fileio.exists(path):
+        raise tf.errors.AlreadyExistsError(None, None, f"{path} already exists")
+    with fileio.open(path, "wb") as stream:
+        stream.write(content)
 
 
 def _remove_files(directory: str, files: list[str]) -> list[str]:
@@ -418,7 +455,8 @@ class Executor(pusher_executor.Executor):
         blessing = artifact_utils.get_single_instance(
             input_dict[standard_component_specs.MODEL_BLESSING_KEY])
         result = push_model(self.GetModelPath(input_dict), destination.filesystem.base_directory,
-                            gated_against=blessing.get_int_custom_property(SERVED_VERSION_KEY))
+                            gated_against=blessing.get_int_custom_property(SERVED_VERSION_KEY),
+                            extra_files=_warmup_files(input_dict.get(EXAMPLES_KEY, [])))
         if result.new:
             logging.info("Model pushed to %s", result.version_dir)
         else:
@@ -427,3 +465,33 @@ class Executor(pusher_executor.Executor):
         model_push.set_int_custom_property("already_served", int(not result.new))
         self._MarkPushed(model_push, pushed_destination=result.version_dir,
                          pushed_version=os.path.basename(result.version_dir))
+
+
+def _warmup_files(examples: list[types.Artifact]) -> dict[str, bytes]:
+    """TF Serving's warm-up file made of the eval split's pairs (none without examples)."""
+    if not examples:
+        return {}
+    pairs = warmup.read_pairs(artifact_utils.get_split_uri(examples, warmup.EVAL_SPLIT))
+    return {warmup.WARMUP_FILE: warmup.warmup_file(pairs)} if pairs else {}
+
+
+class ServingPusherSpec(standard_component_specs.PusherSpec):
+    """TFX's PusherSpec with an optional `examples` input (the warm-up requests' pairs)."""
+
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True)}
+
+
+class ServingPusher(base_component.BaseComponent):
+    """TFX's Pusher with this module's executor and, given `examples`, warm-up requests."""
+
+    SPEC_CLASS = ServingPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: channel.BaseChannel, model_blessing: channel.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination,
+                 examples: channel.BaseChannel | None = None):
+        super().__init__(spec=ServingPusherSpec(
+            model=model, model_blessing=model_blessing, push_destination=push_destination,
+            examples=examples,
+            pushed_model=channel.Channel(type=standard_artifacts.PushedModel)))

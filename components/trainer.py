@@ -29,7 +29,6 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from absl import logging
-from transformers import create_optimizer
 
 from components import training_inputs
 from components.checkpoint import load_encoder, new_encoder, resolve_checkpoint
@@ -37,6 +36,7 @@ from components.export import export_serving_model
 from components.families import family_of
 from components.hyperparameters import Hyperparameters
 from components.model import build_classifier
+from components.optimizer import create_adamw
 from components.pair_order import order_averaged
 from components.precision import resolve_policy
 from components.training_backup import epochs_done, remove_backups, restore_weights
@@ -48,10 +48,8 @@ if TYPE_CHECKING:  # importing TFX takes seconds; run_fn needs only its FnArgs' 
 
 def compile_classifier(model: keras.Model, hparams: Hyperparameters, total_steps: int) -> None:
     """AdamW with linear warm-up and linear decay to zero; loss on the logit."""
-    optimizer, _ = create_optimizer(
-        init_lr=hparams.learning_rate, num_train_steps=total_steps,
-        num_warmup_steps=int(hparams.warmup_ratio * total_steps),
-        weight_decay_rate=hparams.weight_decay)
+    optimizer = create_adamw(hparams.learning_rate, total_steps,
+                             int(hparams.warmup_ratio * total_steps), hparams.weight_decay)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0),

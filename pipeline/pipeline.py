@@ -13,6 +13,7 @@ from tfx.proto import example_gen_pb2
 from components import example_gen, serving_pusher
 from components.blessing_gate import BlessingGate
 from components.data_gate import DataValidationGate
+from components.evaluator import Evaluator
 from components.hyperparameters import Hyperparameters
 from components.served_model import ServedModel
 from components.served_model_evaluator import ServedModelEvaluator
@@ -119,12 +120,13 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
                        "components.trainer.run_fn").with_id("Trainer")
     not_fine_tuned = _trainer(transform, config.not_fine_tuned_hyperparameters(),
                               "components.not_fine_tuned.run_fn").with_id("NotFineTunedModel")
-    evaluator = tfx.components.Evaluator(
+    evaluator = _fingerprinted(Evaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=not_fine_tuned.outputs["model"],
         example_splits=["eval"],
-        eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1))
+        eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1),
+    ).with_id("Evaluator"), "components.evaluator")
     serving_dir = _local_or_remote(config.model_serving_dir)
     served_model = _fingerprinted(ServedModel(serving_dir=serving_dir).with_id("ServedModel"),
                                   "components.served_model")
@@ -144,13 +146,13 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         served_model_evaluation=served_model_evaluator.outputs["evaluation"],
         served_model_blessing=served_model_evaluator.outputs["blessing"],
     ).with_id("BlessingGate"), "components.blessing_gate")
-    pusher = _fingerprinted(tfx.components.Pusher(
+    pusher = _fingerprinted(serving_pusher.ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor)),
-        "components.serving_pusher")
+        examples=examples_gen.outputs["examples"],  # the warm-up requests' eval pairs
+    ).with_id("Pusher"), "components.serving_pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,

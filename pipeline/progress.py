@@ -17,11 +17,15 @@ _KNOWN_NOISE = (
 
 
 class ComponentProgressHandler(logging.Handler):
-    """Prints one line when a TFX component starts or finishes, plus warnings and errors."""
+    """Prints one line when a TFX component starts or finishes, plus warnings and errors.
+
+    What it does not print goes to the quiet command line's log file (`pipeline.cli.quiet`).
+    """
 
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
         self._started: dict[str, float] = {}
+        self.setFormatter(_LOG_FORMAT)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -37,8 +41,29 @@ class ComponentProgressHandler(logging.Handler):
         elif record.levelno >= logging.WARNING and not message.startswith(_KNOWN_NOISE):
             line = f"  {record.levelname.lower()}: {message.splitlines()[0] if message else ''}"
         else:
+            _to_log(self.format(record))
             return
         print(line, file=sys.stderr, flush=True)
+
+
+_LOG_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _to_log(text: str) -> None:
+    from pipeline.cli import quiet  # pylint: disable=import-outside-toplevel
+
+    quiet.log_lines(text)
+
+
+class LogFileHandler(logging.Handler):
+    """Writes records to the quiet command line's log file only."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.setFormatter(_LOG_FORMAT)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _to_log(self.format(record))
 
 
 def install(verbose: bool) -> None:
@@ -53,5 +78,11 @@ def install(verbose: bool) -> None:
     absl_logger.propagate = False
     absl_logging.set_verbosity(absl_logging.INFO)
     # Beam logs each failing element with a traceback; the CLI reports the cause itself.
-    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    # Its logs go to the log file only.
+    beam_logger = logging.getLogger("apache_beam")
+    screen = logging.StreamHandler()
+    screen.setLevel(logging.CRITICAL)
+    beam_logger.handlers = [LogFileHandler(), screen]
+    beam_logger.propagate = False
+    beam_logger.setLevel(logging.INFO)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

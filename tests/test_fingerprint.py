@@ -64,6 +64,9 @@ RERUN_ON_EDIT = {
     "not_fine_tuned": {"NotFineTunedModel"},
     "served_model": {"ServedModel", "ServedModelEvaluator"},  # which reads its version
     "served_model_evaluator": {"ServedModelEvaluator"},
+    "evaluator": {"Evaluator", "ServedModelEvaluator"},  # the executor both extend
+    "scoring_precision": {"NotFineTunedModel", "Evaluator", "ServedModelEvaluator"},
+    "optimizer": {"Trainer"},
     "blessing_gate": {"BlessingGate"},
     "serving_pusher": {"Pusher", "ServedModel", "ServedModelEvaluator"},  # via served_model
     "model": {"Trainer", "NotFineTunedModel"},
@@ -82,7 +85,7 @@ def test_every_node_running_project_code_reruns_when_that_code_is_edited(tmp_pat
     before = _node_fingerprints()
     assert set(before) == set(COMPONENT_IDS)
     assert {node for node, value in before.items() if value is None} == {
-        "StatisticsGen", "ExampleValidator", "Evaluator"}  # TFX's own code only
+        "StatisticsGen", "ExampleValidator"}  # TFX's own code only
     for module, expected in RERUN_ON_EDIT.items():
         path = tmp_path / "components" / f"{module}.py"
         source = path.read_text(encoding="utf-8")

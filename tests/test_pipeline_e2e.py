@@ -93,7 +93,8 @@ def test_pushed_model_serves_raw_text_in_a_fresh_process(workspace: Path):
         import tensorflow as tf
         import tensorflow_text  # noqa: F401
         model = tf.saved_model.load(sys.argv[1])
-        assert set(model.signatures) == {"serving_default", "predict_text", "transform_features"}
+        assert set(model.signatures) == {"serving_default", "predict_text", "classification",
+                                  "transform_features"}
         out = model.signatures["predict_text"](
             question1=tf.constant(["How do I learn Python?", "", "word " * 2000]),
             question2=tf.constant(["What is the best way to learn Python?", "Empty?", "x"]))
@@ -143,7 +144,10 @@ def _signature_probabilities(version_dir: Path, first: list[str], second: list[s
 def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
     model_base = workspace / "serving" / "qqp"
     labeled = workspace / "data" / "dev.tsv"
-    assert cli.main(["evaluate", "--model", str(model_base), "--input", str(labeled)]) == 0
+    # float32: equal to the signature's own output (bf16 scoring is checked in
+    # tests/test_scoring_precision.py).
+    assert cli.main(["evaluate", "--model", str(model_base), "--input", str(labeled),
+                     "--precision", "float32"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = [line.split("\t") for line in labeled.read_text().splitlines()[1:]]
     labels = np.array([int(row[5]) for row in rows])
@@ -164,7 +168,7 @@ def test_predict_and_evaluate_commands(workspace: Path, tmp_path: Path, capsys):
                           header="id\tquestion1\tquestion2\n")
     output = tmp_path / "scores.tsv"
     assert cli.main(["predict", "--model", str(model_base / "1"), "--input", str(unlabeled),
-                     "--output", str(output)]) == 0
+                     "--output", str(output), "--precision", "float32"]) == 0
     lines = output.read_text().splitlines()
     assert lines[0] == "id\tprobability\tlabel"
     assert [line.split("\t")[0] for line in lines[1:]] == ["7", "8"]

@@ -407,3 +407,19 @@ def _dead_pid() -> int:
     process.wait()
     return process.pid
 
+
+
+@pytest.mark.parametrize("object_store", [False, True])
+def test_extra_files_are_pushed_with_the_model_and_count_in_its_identity(tmp_path: Path,
+                                                                          object_store: bool):
+    base = (f"ram://serving-{uuid.uuid4().hex}/qqp" if object_store
+            else str(tmp_path / "serving" / "qqp"))
+    model = str(_saved_model(tmp_path / "model"))
+    warmup = "assets.extra/tf_serving_warmup_requests"
+    first = push_model(model, base, extra_files={warmup: b"requests"})
+    assert _tree(first.version_dir) == {"saved_model.pb": b"pb", warmup: b"requests",
+                                        "variables/variables.index": b"index"}
+    assert push_model(model, base, extra_files={warmup: b"requests"}) == PushResult(
+        first.version_dir, new=False)
+    assert push_model(model, base, extra_files={warmup: b"others"}).version_dir == f"{base}/2"
+    assert push_model(model, base) == PushResult(f"{base}/3", new=True)  # without it: another

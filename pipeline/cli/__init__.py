@@ -7,9 +7,11 @@ import json
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-from pipeline.cli.parser import build_parser, compile_config_from_args, config_from_args
+from pipeline.cli import quiet
+from pipeline.cli.parser import (QUIET_COMMANDS, build_parser, compile_config_from_args,
+                                 config_from_args)
 from pipeline.config import COMPONENT_IDS, ConfigError, PipelineConfig
 
 if TYPE_CHECKING:
@@ -69,9 +71,12 @@ def _run(args: argparse.Namespace) -> int:
     if config.until not in DATA_ONLY_COMPONENTS:
         _check_checkpoint(config)
     print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
+    # Only now: a run stopped by a bad option must not create the pipeline root.
+    quiet.set_log_path(os.path.join(config.pipeline_root, "logs", f"run-{quiet.timestamp()}.log"))
     with run_lock(config.metadata):
         local.run_local(config)
     run = run_results.latest_run(config.metadata)
+    quiet.sync()  # the progress lines on standard error before the results on standard output
     if "StatisticsGen" in run:
         print("Ingested and validated:")
         for line in data_summary.summarize(run["StatisticsGen"]):
@@ -88,8 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_NOT_BLESSED if args.fail_if_not_blessed and blessed is False else 0
 
 
-def _pairs_to_predict(args: argparse.Namespace) -> list[QqpPair]:
-    """The pairs `predict` scores: one from --question1/--question2, or those of --input."""
+def _pairs_to_predict(args: argparse.Namespace) -> Iterator[QqpPair]:
+    """The pairs `predict` scores: one from --question1/--question2, or those of --input
+    (read as they are scored)."""
     from pipeline import scoring  # pylint: disable=import-outside-toplevel
     from components.qqp_records import QqpPair  # pylint: disable=import-outside-toplevel,redefined-outer-name
 
@@ -97,48 +103,54 @@ def _pairs_to_predict(args: argparse.Namespace) -> list[QqpPair]:
     if args.input is not None:
         if one_pair != (None, None):
             raise ConfigError("give either --input or --question1 and --question2, not both")
+        if args.output and os.path.exists(args.output) and os.path.exists(args.input) and (
+                os.path.samefile(args.input, args.output)):  # streamed: writing would truncate it
+            raise ConfigError(f"--output: {args.output} is the --input file; give another file")
         return scoring.read_pairs(args.input, require_label=False, allow_empty=True)
     if None in one_pair:
         raise ConfigError("give --question1 and --question2 (both; empty strings are allowed), "
                           "or --input FILE")
-    return [QqpPair(0, args.question1, args.question2, None)]
+    return iter([QqpPair(0, args.question1, args.question2, None)])
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+    """Scores chunk by chunk, writing each chunk's rows (in input order) once it is scored.
 
-    model_dir = scoring.resolve_model_dir(args.model)
-    pairs = _pairs_to_predict(args)
-    print(f"qqp-tfx: scoring {len(pairs):,} pair(s) with {model_dir}", file=sys.stderr)
-    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size,
-                                                  show_progress=len(pairs) > args.batch_size)
-    labels = (probabilities >= scoring.DECISION_THRESHOLD).astype(int)
-    if args.input is None:  # one pair
-        lines = ["probability\tlabel", f"{probabilities[0]:.6f}\t{labels[0]}"]
-    else:
-        lines = ["id\tprobability\tlabel"] + [
-            f"{pair.id}\t{probability:.6f}\t{label}"
-            for pair, probability, label in zip(pairs, probabilities, labels)]
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as stream:
-            stream.write(text)
-    else:
-        sys.stdout.write(text)
-
-
-def _evaluate(args: argparse.Namespace) -> None:
+    --output is written in place: a kill or a bad row in a later chunk leaves the
+    header and the complete rows of the chunks before it.
+    """
     # pylint: disable=import-outside-toplevel
-    import numpy as np
+    import contextlib
 
     from pipeline import scoring
 
+    model_dir = scoring.resolve_model_dir(args.model)
+    pairs = _pairs_to_predict(args)
+    what = "one pair" if args.input is None else scoring.describe_input(args.input)
+    print(f"qqp-tfx: scoring {what} with {model_dir}", file=sys.stderr)
+    # One pair is a batch of one (in float32 under `--precision auto`).
+    batch_size = args.batch_size if args.input is not None else 1
+    scorer = scoring.load_scorer(model_dir, batch_size, args.precision)
+    with scoring.progress_bar(args.input) as progress, (
+            open(args.output, "w", encoding="utf-8") if args.output
+            else contextlib.nullcontext(sys.stdout)) as stream:
+        scoring.write_predictions(scoring.score_chunks(pairs, scorer, progress.update), stream,
+                                  with_ids=args.input is not None)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    """Scores chunk by chunk, keeping only labels and probabilities; prints strict JSON."""
+    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+
     pairs = scoring.read_pairs(args.input, require_label=True)
     model_dir = scoring.resolve_model_dir(args.model)
-    print(f"qqp-tfx: evaluating {model_dir} on {len(pairs):,} pairs", file=sys.stderr)
-    probabilities = scoring.predict_probabilities(model_dir, pairs, args.batch_size)
-    labels = np.array([pair.is_duplicate for pair in pairs])
-    print(json.dumps(scoring.binary_metrics(labels, probabilities)))
+    print(f"qqp-tfx: evaluating {model_dir} on {scoring.describe_input(args.input)}",
+          file=sys.stderr)
+    scorer = scoring.load_scorer(model_dir, args.batch_size, args.precision)
+    with scoring.progress_bar(args.input) as progress:
+        labels, probabilities = scoring.collect_scores(
+            scoring.score_chunks(pairs, scorer, progress.update))
+    print(json.dumps(scoring.binary_metrics(labels, probabilities), allow_nan=False))
 
 
 def _compile(args: argparse.Namespace) -> None:
@@ -217,19 +229,29 @@ def _runs(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `qqp-tfx` console script."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    verbose = getattr(args, "verbose", False)
+    # Quiet: C++ warnings and errors reach the filter (pipeline/cli/quiet.py), not INFO.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "1")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+    if args.command in QUIET_COMMANDS and not verbose:
+        # Before anything imports TensorFlow. `run` sets its log path once it has its config.
+        quiet.start(args.command, os.path.join(os.path.abspath(args.local_root), "logs",
+                                               f"run-compiled-{quiet.timestamp()}.log")
+                    if args.command == "run-compiled" else None)
     try:
         return {"run": _run, "predict": _predict, "evaluate": _evaluate,
                 "report": _report, "runs": _runs, "compile": _compile,
                 "run-compiled": _run_compiled}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
+        quiet.stop()  # the log's path first: the error or the traceback stays the last line
         if known is None:
             raise
         print(f"qqp-tfx: error: {_first_message(known)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        quiet.stop()
 
 
 def _first_message(error: BaseException) -> str:

@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
-                                        PAIR_ORDERS)
+                                        PAIR_ORDERS, SCORING_PRECISIONS)
 from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
                              load_config_file)
 from pipeline.runners.vertex import COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS, CompileOptions
@@ -96,7 +96,29 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="re-run every component even when its inputs did not change")
     run.add_argument("--fail-if-not-blessed", action="store_true",
                      help="exit with code 3 when the candidate is not blessed (for CI)")
-    run.add_argument("--verbose", action="store_true", help="show all TFX and Beam logs")
+    add_verbose_option(run)
+
+
+# Commands that load TensorFlow: their standard error goes through pipeline/cli/quiet.py.
+QUIET_COMMANDS = ("run", "predict", "evaluate", "compile", "run-compiled", "report")
+
+
+def add_verbose_option(parser: argparse.ArgumentParser) -> None:
+    """Adds --verbose: all TensorFlow, TFX and Beam logs on screen, unfiltered."""
+    parser.add_argument("--verbose", action="store_true",
+                        help="show all TensorFlow, TFX and Beam logs, unfiltered (by default "
+                             "known library noise goes to a log file, named at the end)")
+
+
+def _batch_size(text: str) -> int:
+    """argparse type of `predict` and `evaluate`'s --batch-size: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; give 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed; give 1 or more")
+    return value
 
 
 def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -106,21 +128,37 @@ def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
                     "label (1: duplicate, at probability >= 0.5): for one pair given with "
                     "--question1 and --question2, or for every pair of a GLUE-format TSV "
                     "(--input; its is_duplicate column is optional). Empty questions are "
-                    "scored like any other.",
+                    "scored like any other. Input is read, scored and written chunk by "
+                    "chunk, rows in input order, so any size fits in memory and --input - "
+                    "scores standard input as it arrives; --output is written in place, "
+                    "each chunk's complete rows at once, so output cut short (a kill, a "
+                    "bad row further on) holds the header and complete rows only.",
         epilog='example: qqp-tfx predict --model artifacts/serving/qqp '
                '--question1 "How do I learn Python?" '
                '--question2 "What is the best way to learn Python?"')
     evaluate = subparsers.add_parser(
         "evaluate", help="print accuracy, F1, precision, recall, ROC AUC of a pushed model",
-        description="Score a labeled GLUE-format TSV and print one JSON object with "
-                    "accuracy, f1, precision, recall, roc_auc and n.")
+        description="Score a labeled GLUE-format TSV, chunk by chunk, and print one JSON "
+                    "object with accuracy, f1, precision, recall, roc_auc and n. A metric "
+                    "undefined on the input is null: precision when no pair is predicted a "
+                    "duplicate, recall when no pair is one, roc_auc when all labels are "
+                    "equal, f1 when both precision and recall are undefined (with no true "
+                    "positives otherwise, f1 is 0).")
     for command in (predict, evaluate):
         command.add_argument("--model", required=True,
                              help="a SavedModel version directory, or the model's base "
                                   "directory (its newest version is used), e.g. "
                                   "artifacts/serving/qqp")
-        command.add_argument("--batch-size", type=int, default=64, help="pairs per batch")
-    evaluate.add_argument("--input", required=True, help="labeled GLUE-format TSV file")
+        command.add_argument("--batch-size", type=_batch_size, default=64,
+                             help="pairs per model call, 1 or more; pairs of similar "
+                                  "length are batched together [default: %(default)s]")
+        command.add_argument("--precision", choices=SCORING_PRECISIONS, default="auto",
+                             help="auto: bf16 matrix products where the CPU computes bf16 "
+                                  "natively (avx512_bf16 or AMX) and batches have 8 or more "
+                                  "pairs, float32 elsewhere; the model files are the same "
+                                  "either way [default: %(default)s]")
+    evaluate.add_argument("--input", required=True,
+                          help='labeled GLUE-format TSV file; "-" reads standard input')
     predict.add_argument("--input", help='GLUE-format TSV file; "-" reads standard input')
     predict.add_argument("--question1", help="the first question of one pair")
     predict.add_argument("--question2", help="the second question of one pair")
@@ -175,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs_parser(subparsers)
     _add_compile_parser(subparsers)
     _add_run_compiled_parser(subparsers)
+    for command in QUIET_COMMANDS:
+        command_parser = subparsers.choices[command]
+        # pylint: disable-next=protected-access
+        if "--verbose" not in command_parser._option_string_actions:
+            add_verbose_option(command_parser)
     return parser
 
 
