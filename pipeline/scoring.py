@@ -93,8 +93,6 @@ def load_scorer(model_dir: str, batch_size: int, precision: str = "auto") -> Sco
     from components.scoring_precision import scoring_precision
 
     predict_text = tf.saved_model.load(model_dir).signatures["predict_text"]
-    def in_precision():  # a fresh context per call: the batches' precision
-        return scoring_precision(precision, batch_size)
 
     def score(pairs: Sequence[QqpPair], on_batch: Progress | None = None) -> np.ndarray:
         order = sorted(range(len(pairs)),
@@ -102,7 +100,7 @@ def load_scorer(model_dir: str, batch_size: int, precision: str = "auto") -> Sco
         probabilities = np.zeros(len(pairs), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            with in_precision():
+            with scoring_precision(precision, batch_size):
                 outputs = predict_text(
                     question1=tf.constant([pairs[i].question1 for i in batch]),
                     question2=tf.constant([pairs[i].question2 for i in batch]))
