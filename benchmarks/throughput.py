@@ -134,7 +134,7 @@ def serve_pairs_per_second(model_dir: str, pairs: list[QqpPair], batch_size: int
         predict_text(question1=tf.constant([pair.question1 for pair in batch]),
                      question2=tf.constant([pair.question2 for pair in batch]))
 
-    with scoring_precision(precision, batch_size):
+    with scoring_precision(precision):
         run(pairs[:batch_size])
         started = time.perf_counter()
         for start in range(0, len(pairs), batch_size):

@@ -17,7 +17,7 @@ from tfx.components import Evaluator as TfxEvaluator
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.components.base import executor_spec
 
-from components.scoring_precision import MIN_BF16_BATCH, default_precision, scoring_precision
+from components.scoring_precision import default_precision, scoring_precision
 
 
 class Executor(evaluator_executor.Executor):
@@ -26,8 +26,7 @@ class Executor(evaluator_executor.Executor):
     def Do(self, input_dict: dict[str, list[types.Artifact]],
            output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        # TFMA scores batches of many examples.
-        with scoring_precision(default_precision(), MIN_BF16_BATCH):
+        with scoring_precision(default_precision()):
             super().Do(input_dict, output_dict, exec_properties)
 
 

@@ -13,8 +13,10 @@ The model's own input names pick its features among Transform's outputs, so the
 fine-tuned classifier and the not-fine-tuned cosine scorer export alike.
 Inside the signatures, a batch is sorted by length and run in sub-batches, each
 padded only to its own longest example; results come back in the caller's order.
-Only the signatures are saved (no Keras layer traces). Loading the model needs
-only `tensorflow` and `import tensorflow_text`.
+The model runs as components.serving_graph traces it: weights as constants and
+dense products flattened (fast under the bf16 rewrite). Only the signatures
+are saved, in a plain tf.Module (no Keras model). Loading the model needs only
+`tensorflow` and `import tensorflow_text`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import fingerprinting_utils
 
 from components.features import DECISION_THRESHOLD, LABEL, QUESTIONS
+from components.serving_graph import Forward, serving_forward
 from components.serving_requests import assert_as_many, parse_questions
 from components.tensors import dense, ragged
 
@@ -38,9 +41,12 @@ CLASSIFY_SIGNATURE = "classification"
 CLASSES = (b"0", b"1")  # the classify signature's class names: not duplicate, duplicate
 
 
-def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTensor],
+def logits_in_length_order(model: Forward, features: dict[str, tf.RaggedTensor],
                            sub_batch_size: int = SUB_BATCH_SIZE) -> tf.Tensor:
     """model(features) for a ragged batch, computed in length-sorted, per-padded sub-batches.
+
+    `model` maps int32 [batch, length] features to logits in inference mode: a
+    Keras model or a serving forward pass (components.serving_graph).
 
     Equals running the model on the whole batch padded to its longest example
     (padding is masked), in the caller's order, with far less padding.
@@ -57,7 +63,7 @@ def logits_in_length_order(model: keras.Model, features: dict[str, tf.RaggedTens
         end = tf.minimum(start + sub_batch_size, count)
         batch = {name: tf.cast(value[start:end].to_tensor(), tf.int32)
                  for name, value in sorted_features.items()}
-        logits = tf.cast(tf.reshape(model(batch, training=False), [-1]), tf.float32)
+        logits = tf.cast(tf.reshape(model(batch), [-1]), tf.float32)
         return index + 1, results.write(index, logits)
 
     _, results = tf.while_loop(
@@ -87,17 +93,21 @@ def _set_method_names(export_dir: str, method_names: dict[str, str]) -> None:
 
 def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
                          export_dir: str, sub_batch_size: int = SUB_BATCH_SIZE) -> None:
-    """Saves `model` with the transform graph attached and the four signatures."""
-    model.tft_layer = tft_output.transform_features_layer()
+    """Saves `model`'s serving forward pass with the transform graph and the four signatures."""
+    module = tf.Module()
+    module.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     feature_names = list(model.input_names)
+    forward, frozen = serving_forward(model, feature_names)
+    if not frozen:
+        module.model = model  # the forward pass reads the model's variables
 
     # One traced graph of tokenizer and model, which every scoring signature calls.
     @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.string)] * len(QUESTIONS))
     def predict_questions(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
-        transformed = model.tft_layer({"question1": question1, "question2": question2})
+        transformed = module.tft_layer({"question1": question1, "question2": question2})
         features = {name: ragged(transformed[name]) for name in feature_names}
-        probability = tf.sigmoid(logits_in_length_order(model, features, sub_batch_size))
+        probability = tf.sigmoid(logits_in_length_order(forward, features, sub_batch_size))
         return {"probability": probability,
                 "label": tf.cast(probability >= DECISION_THRESHOLD, tf.int64)}
 
@@ -125,11 +135,9 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         raw_features = tf.io.parse_example(examples, {
             name: spec for name, spec in raw_spec.items() if name in QUESTIONS + (LABEL,)})
-        return {name: dense(value) for name, value in model.tft_layer(raw_features).items()}
+        return {name: dense(value) for name, value in module.tft_layer(raw_features).items()}
 
-    model.save(export_dir, save_format="tf", include_optimizer=False, save_traces=False,
-               signatures={"serving_default": serve_examples,
-                           "predict_text": predict_text,
-                           CLASSIFY_SIGNATURE: classify,
-                           "transform_features": transform_features})
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": serve_examples, "predict_text": predict_text,
+        CLASSIFY_SIGNATURE: classify, "transform_features": transform_features})
     _set_method_names(export_dir, {CLASSIFY_SIGNATURE: tf.saved_model.CLASSIFY_METHOD_NAME})

@@ -55,7 +55,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     score = tf.function(lambda features: cosine(features, training=False), input_signature=[
         {name: tf.TensorSpec([None, None], tf.int32) for name in QUESTION_FEATURES}])
     cosines, labels = [], []
-    with scoring_precision(default_precision(), hparams.eval_batch_size):
+    with scoring_precision(default_precision()):
         for features, label in training_inputs.length_bucketed(pairs, hparams.eval_batch_size):
             cosines.append(score(features).numpy())
             labels.append(label.numpy())

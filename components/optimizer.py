@@ -2,13 +2,16 @@
 
 `transformers.create_optimizer` returns `AdamWeightDecay`: Adam plus decoupled
 weight decay, with a linear warm-up and linear decay of the learning rate.
-`FusedAdamWeightDecay` computes the same update (the same formulas, rounding
-aside) with less memory traffic, which dominates the update on a CPU:
-- the word-embedding gradient arrives as IndexedSlices; Keras' sparse Adam
-  path then makes several passes over the whole embedding matrix (scale m,
-  scatter, scale v, scatter, update). Densified, it takes TensorFlow's fused
-  `ResourceApplyAdam` kernel: one pass. The update is identical (rows without
-  a gradient see a zero gradient in both).
+`FusedAdamWeightDecay` computes the same update with less memory traffic,
+which dominates the update on a CPU:
+- embedding matrices (gradients as IndexedSlices) are updated lazily: only
+  the rows of the tokens in the batch, each exactly as AdamWeightDecay updates
+  it (momentum, second moment, decay, step). Rows of tokens not in the batch
+  keep their weights and moments, where AdamWeightDecay would still decay
+  them and move them by their fading momentum (the `LazyAdam` variant of
+  TensorFlow Addons). Keras' sparse path made several passes over the whole
+  30,522 x 384 word-embedding matrix every step; a batch touches a few
+  hundred of its rows.
 - the weight decay `var -= lr * var * rate` multiplies the two scalars first,
   saving a temporary the size of each weight.
 """
@@ -21,12 +24,25 @@ from transformers.optimization_tf import AdamWeightDecay
 
 
 class FusedAdamWeightDecay(AdamWeightDecay):
-    """transformers' AdamWeightDecay with dense embedding updates and a fused decay."""
+    """transformers' AdamWeightDecay with lazy embedding updates and a fused decay."""
 
-    def apply_gradients(self, grads_and_vars, name=None, **kwargs):
-        dense = [(tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad,
-                  var) for grad, var in grads_and_vars]
-        return super().apply_gradients(dense, name=name, **kwargs)
+    def _resource_apply_sparse(self, grad, var, indices, apply_state=None):
+        """The update of the rows `indices` only (Keras has summed repeated indices)."""
+        var_device, var_dtype = var.device, var.dtype.base_dtype
+        coefficients = ((apply_state or {}).get((var_device, var_dtype))
+                        or self._fallback_apply_state(var_device, var_dtype))
+        m, v = self.get_slot(var, "m"), self.get_slot(var, "v")
+        m_rows = (coefficients["beta_1_t"] * tf.gather(m, indices)
+                  + coefficients["one_minus_beta_1_t"] * grad)
+        v_rows = (coefficients["beta_2_t"] * tf.gather(v, indices)
+                  + coefficients["one_minus_beta_2_t"] * tf.square(grad))
+        rows = tf.gather(var, indices)
+        if self._do_use_weight_decay(var.name):
+            rows -= rows * (coefficients["lr_t"] * coefficients["weight_decay_rate"])
+        rows -= coefficients["lr"] * m_rows / (tf.sqrt(v_rows) + coefficients["epsilon"])
+        return tf.group(m.scatter_update(tf.IndexedSlices(m_rows, indices)),
+                        v.scatter_update(tf.IndexedSlices(v_rows, indices)),
+                        var.scatter_update(tf.IndexedSlices(rows, indices)))
 
     def _decay_weights_op(self, var, learning_rate, apply_state):
         if not self._do_use_weight_decay(var.name):

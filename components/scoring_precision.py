@@ -7,10 +7,11 @@ the model files stay unchanged; the rewrite happens when TensorFlow first runs
 a function under the option, and a function run with and without it keeps one
 instance of each, so the option can be chosen per call.
 
-Precision settings: `auto` (bf16 where the CPU has it, for batches of at least
-`MIN_BF16_BATCH` pairs: on single pairs the rewrite's casts cost more than it
-saves), `float32`, `bfloat16` (forced; on a CPU without bf16 TensorFlow
-declines the rewrite). The environment variable `QQP_TFX_SCORING_PRECISION`
+Exported models hold their weights as constants (components.serving_graph), so
+the rewrite's weight casts fold away once and bf16 pays from a single pair up.
+
+Precision settings: `auto` (bf16 where the CPU has it), `float32`, `bfloat16`
+(forced; on a CPU without bf16 TensorFlow declines the rewrite). The environment variable `QQP_TFX_SCORING_PRECISION`
 sets the default for the pipeline's scoring steps (the not-fine-tuned model's
 encoding and the Evaluators). TF Serving takes the same switch from a session
 config: `serving/bf16_platform_config.pbtxt`.
@@ -29,8 +30,6 @@ from components.precision import has_bf16_cpu
 
 PRECISION_ENV = "QQP_TFX_SCORING_PRECISION"
 BF16_REWRITE = "auto_mixed_precision_onednn_bfloat16"
-# Below this batch size `auto` stays in float32 (batch 1: 63 pairs/s float32, 55 rewritten).
-MIN_BF16_BATCH = 8
 
 
 def default_precision() -> str:
@@ -47,11 +46,11 @@ def check_precision(precision: str) -> None:
                          f"got {precision!r}")
 
 
-def uses_bf16(precision: str, batch_size: int, flags: set[str] | None = None) -> bool:
-    """Whether batches of `batch_size` are scored with the bf16 rewrite."""
+def uses_bf16(precision: str, flags: set[str] | None = None) -> bool:
+    """Whether scoring at `precision` uses the bf16 rewrite (on a CPU with `flags`)."""
     check_precision(precision)
     if precision == "auto":
-        return batch_size >= MIN_BF16_BATCH and has_bf16_cpu(flags)
+        return has_bf16_cpu(flags)
     return precision == "bfloat16"
 
 
@@ -67,6 +66,6 @@ def bf16_rewrite(enabled: bool) -> Iterator[None]:
         tf.config.optimizer.set_experimental_options({BF16_REWRITE: previous})
 
 
-def scoring_precision(precision: str, batch_size: int) -> contextlib.AbstractContextManager:
-    """The context to score batches of `batch_size` in at `precision`."""
-    return bf16_rewrite(uses_bf16(precision, batch_size))
+def scoring_precision(precision: str) -> contextlib.AbstractContextManager:
+    """The context to score in at `precision`."""
+    return bf16_rewrite(uses_bf16(precision))

@@ -100,7 +100,7 @@ def load_scorer(model_dir: str, batch_size: int, precision: str = "auto") -> Sco
         probabilities = np.zeros(len(pairs), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            with scoring_precision(precision, batch_size):
+            with scoring_precision(precision):
                 outputs = predict_text(
                     question1=tf.constant([pairs[i].question1 for i in batch]),
                     question2=tf.constant([pairs[i].question2 for i in batch]))

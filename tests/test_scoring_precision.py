@@ -25,17 +25,15 @@ PLATFORM_CONFIG = Path(__file__).resolve().parents[1] / "serving" / "bf16_platfo
 TOLERANCE = 0.02
 
 
-@pytest.mark.parametrize("precision, flags, batch_size, expected", [
-    ("auto", {"avx512f", "avx512_bf16"}, 64, True),
-    ("auto", {"amx_bf16", "amx_tile"}, 8, True),
-    ("auto", {"avx512f", "avx2"}, 64, False),        # no native bf16: float32
-    ("auto", {"avx512_bf16"}, 1, False),            # single pairs: float32 is faster
-    ("float32", {"avx512_bf16"}, 64, False),
-    ("bfloat16", set(), 64, True),
+@pytest.mark.parametrize("precision, flags, expected", [
+    ("auto", {"avx512f", "avx512_bf16"}, True),
+    ("auto", {"amx_bf16", "amx_tile"}, True),
+    ("auto", {"avx512f", "avx2"}, False),        # no native bf16: float32
+    ("float32", {"avx512_bf16"}, False),
+    ("bfloat16", set(), True),
 ])
-def test_bf16_is_used_only_where_the_cpu_has_it_unless_forced(precision, flags, batch_size,
-                                                              expected):
-    assert uses_bf16(precision, batch_size, flags) is expected
+def test_bf16_is_used_only_where_the_cpu_has_it_unless_forced(precision, flags, expected):
+    assert uses_bf16(precision, flags) is expected
 
 
 def test_the_pipeline_precision_comes_from_the_environment(monkeypatch):

@@ -128,7 +128,7 @@ def _predict(args: argparse.Namespace) -> None:
     pairs = _pairs_to_predict(args)
     what = "one pair" if args.input is None else scoring.describe_input(args.input)
     print(f"qqp-tfx: scoring {what} with {model_dir}", file=sys.stderr)
-    # One pair is a batch of one (in float32 under `--precision auto`).
+    # One pair is a batch of one.
     batch_size = args.batch_size if args.input is not None else 1
     scorer = scoring.load_scorer(model_dir, batch_size, args.precision)
     with scoring.progress_bar(args.input) as progress, (

@@ -154,9 +154,8 @@ def _add_scoring_parsers(subparsers: argparse._SubParsersAction) -> None:
                                   "length are batched together [default: %(default)s]")
         command.add_argument("--precision", choices=SCORING_PRECISIONS, default="auto",
                              help="auto: bf16 matrix products where the CPU computes bf16 "
-                                  "natively (avx512_bf16 or AMX) and batches have 8 or more "
-                                  "pairs, float32 elsewhere; the model files are the same "
-                                  "either way [default: %(default)s]")
+                                  "natively (avx512_bf16 or AMX), float32 elsewhere; the "
+                                  "model files are the same either way [default: %(default)s]")
     evaluate.add_argument("--input", required=True,
                           help='labeled GLUE-format TSV file; "-" reads standard input')
     predict.add_argument("--input", help='GLUE-format TSV file; "-" reads standard input')
