@@ -11,9 +11,10 @@ Exported models hold their weights as constants (components.serving_graph), so
 the rewrite's weight casts fold away once and bf16 pays from a single pair up.
 
 Precision settings: `auto` (bf16 where the CPU has it), `float32`, `bfloat16`
-(forced; on a CPU without bf16 TensorFlow declines the rewrite). The environment variable `QQP_TFX_SCORING_PRECISION`
-sets the default for the pipeline's scoring steps (the not-fine-tuned model's
-encoding and the Evaluators). TF Serving takes the same switch from a session
+(forced; on a CPU without bf16 TensorFlow declines the rewrite). The
+environment variable `QQP_TFX_SCORING_PRECISION` sets the default for the
+pipeline's scoring steps (the not-fine-tuned model's encoding and the
+Evaluators). TF Serving takes the same switch from a session
 config: `serving/bf16_platform_config.pbtxt`.
 """
 

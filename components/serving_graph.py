@@ -12,9 +12,10 @@ speed where grappler's oneDNN bf16 rewrite runs (components.scoring_precision):
   Reshape -> MatMul -> BiasAdd [-> activation] -> Reshape, and each feed-forward
   block's activation (GELU) moves into its first Dense layer: the patterns
   grappler's remapper fuses into one oneDNN MatMul with its bias and GELU.
-Measured on a 2-vCPU Xeon with AMX (all-MiniLM-L6-v2, batch 64, bf16 rewrite):
-variables 220-233 pairs/s, frozen 257-277, + flat products 312-322, + GELU in the
-product 391-433 (docs/performance.md).
+On a 2-vCPU Xeon with AMX (all-MiniLM-L6-v2, bf16 rewrite) `predict_text` runs
+1.6x as fast as from variables at batch 64 and 1.9x at batch 1; each step is
+measured in docs/performance.md. The price: TensorFlow's first optimization of
+the larger graph (first call 1.3 -> 4.2 s), paid once per process.
 A model whose weights would not fit in `saved_model.pb` (protobuf's 2 GiB
 limit, `MAX_FROZEN_WEIGHT_BYTES` with room to spare) keeps its variables.
 """

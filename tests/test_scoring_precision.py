@@ -18,6 +18,7 @@ from components import scoring_precision
 from components.model import build_classifier
 from components.precision import has_bf16_cpu
 from components.scoring_precision import bf16_rewrite, default_precision, uses_bf16
+from components.serving_graph import serving_forward
 
 PLATFORM_CONFIG = Path(__file__).resolve().parents[1] / "serving" / "bf16_platform_config.pbtxt"
 # Largest |P(bf16) - P(float32)| accepted on the tiny model's logits (bf16 keeps 8 bits of
@@ -59,21 +60,22 @@ def test_the_rewrite_is_scoped():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> tuple[str, dict[str, np.ndarray]]:
-    """A tiny random BERT pair classifier saved with a `probability` signature, and inputs."""
+    """A tiny random BERT pair classifier saved as exported (components.serving_graph) with a
+    `probability` signature, and inputs."""
     tf.keras.utils.set_random_seed(0)
     model = build_classifier(TFBertModel(BertConfig(
         vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=128)))
-    spec = {name: tf.TensorSpec([None, None], tf.int32, name=name)
-            for name in ("input_ids", "attention_mask", "token_type_ids")}
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in names}
+    forward, frozen = serving_forward(model, names)  # as exported: weights as constants
+    assert frozen
 
     @tf.function(input_signature=[spec])
     def probability(features):
-        return {"probability": tf.sigmoid(4.0 * model(features, training=False))}
+        return {"probability": tf.sigmoid(4.0 * forward(features))}
 
-    # A plain module holding the weights: saving the Keras model would trace every layer.
     module = tf.Module()
-    module.weights = list(model.weights)
     directory = str(tmp_path_factory.mktemp("tiny") / "model")
     tf.saved_model.save(module, directory, signatures={"serving_default": probability})
     ids = np.random.default_rng(0).integers(1, 300, size=(32, 24)).astype(np.int32)
