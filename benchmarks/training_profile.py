@@ -39,6 +39,7 @@ from components.model import build_classifier  # noqa: E402
 from components.precision import resolve_policy  # noqa: E402
 from components.trainer import compile_classifier, keras_policy  # noqa: E402
 from components.training_inputs import bucketed_batches  # noqa: E402
+from components.training_kernels import fused_training_kernels  # noqa: E402
 
 Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
 
@@ -116,10 +117,8 @@ def main() -> None:
     def train_step(batch):
         optimizer.apply_gradients(zip(gradients(batch), model.trainable_variables))
 
-    fixed_gradients = gradients(batches[0])
-
     @tf.function
-    def apply() -> None:
+    def apply(fixed_gradients) -> None:
         optimizer.apply_gradients(zip(fixed_gradients, model.trainable_variables))
 
     def keras_fit_ms() -> float:
@@ -128,17 +127,19 @@ def main() -> None:
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
         return 1000 * (time.perf_counter() - started) / steps
 
-    figures = {
-        "input": median_ms(batches, lambda _: next(iterator)),
-        "forward": median_ms(batches, forward),
-        "forward_backward": median_ms(batches, gradients),
-        "optimizer": median_ms(batches[:10], lambda _: apply()),
-        "train_step": median_ms(batches, train_step),
-        "keras_fit": keras_fit_ms(),
-    }
-    without_dropout(model)
-    gradients_no_dropout = tf.function(gradients.python_function, input_signature=signature)
-    figures["forward_backward_no_dropout"] = median_ms(batches, gradients_no_dropout)
+    with fused_training_kernels(model):  # every step traced as the Trainer's is
+        fixed_gradients = gradients(batches[0])
+        figures = {
+            "input": median_ms(batches, lambda _: next(iterator)),
+            "forward": median_ms(batches, forward),
+            "forward_backward": median_ms(batches, gradients),
+            "optimizer": median_ms(batches[:10], lambda _: apply(fixed_gradients)),
+            "train_step": median_ms(batches, train_step),
+            "keras_fit": keras_fit_ms(),
+        }
+        without_dropout(model)
+        gradients_no_dropout = tf.function(gradients.python_function, input_signature=signature)
+        figures["forward_backward_no_dropout"] = median_ms(batches, gradients_no_dropout)
     encoder_config = next(layer.config for layer in model.layers
                           if hasattr(getattr(layer, "config", None), "hidden_size"))
     flops = statistics.median(forward_flops(batch, encoder_config) for batch in batches)

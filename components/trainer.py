@@ -40,6 +40,7 @@ from components.optimizer import create_adamw
 from components.pair_order import order_averaged
 from components.precision import resolve_policy
 from components.training_backup import epochs_done, remove_backups, restore_weights
+from components.training_kernels import fused_training_kernels
 from components.training_progress import TrainingEta
 
 if TYPE_CHECKING:  # importing TFX takes seconds; run_fn needs only its FnArgs' fields
@@ -144,19 +145,20 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         if done:
             logging.warning("Resuming at epoch %d/%d: %d already trained (backup in %s, left "
                             "by an interrupted run)", done + 1, hparams.epochs, done, backup_dir)
-        model.fit(
-            training_inputs.training_batches(fn_args.train_files, tft_output,
-                                             hparams.batch_size, hparams.seed,
-                                             hparams.max_train_examples),
-            epochs=hparams.epochs,
-            steps_per_epoch=steps_per_epoch,
-            callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
-                           log_dir=scratch or fn_args.model_run_dir,
-                           update_freq=max(1, steps_per_epoch // 20)),
-                       # Kept until the export has succeeded, then removed below.
-                       keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
-                       TrainingEta(hparams.epochs)],
-            verbose=1)
+        with fused_training_kernels(model):
+            model.fit(
+                training_inputs.training_batches(fn_args.train_files, tft_output,
+                                                 hparams.batch_size, hparams.seed,
+                                                 hparams.max_train_examples),
+                epochs=hparams.epochs,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=[keras.callbacks.TensorBoard(  # the loss about 20 times an epoch
+                               log_dir=scratch or fn_args.model_run_dir,
+                               update_freq=max(1, steps_per_epoch // 20)),
+                           # Kept until the export has succeeded, then removed below.
+                           keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False),
+                           TrainingEta(hparams.epochs)],
+                verbose=1)
     if policy != "float32":
         model = float32_copy(model, lambda: build_classifier(
             new_encoder(checkpoint_dir), pooling=hparams.pooling, random_pair_order=both_orders))

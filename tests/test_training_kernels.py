@@ -1,0 +1,163 @@
+"""The training step's fused kernels compute what the layers they replace compute.
+
+components.training_kernels swaps XLA-fused GELU and layer norm kernels and a
+16-bit-draw dropout into the train step while Keras traces it. These tests check
+each kernel and its gradient against the original, a whole classifier's
+gradients for every family, and that the originals are back after tracing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from components import training_kernels
+from components.model import build_classifier
+from tests.families import FAMILY_TYPES
+from tests.families.weights import tiny_model
+
+VOCAB_SIZE = 100
+
+
+def _value_and_gradients(function, *inputs: tf.Tensor, upstream: tf.Tensor):
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        outputs = function(*inputs)
+    return outputs, tape.gradient(outputs, inputs, output_gradients=upstream)
+
+
+def test_gelu_and_its_gradient_are_transformers_exact_gelu():
+    x = tf.random.stateless_normal([4, 7, 48], seed=[1, 2]) * 3
+    upstream = tf.random.stateless_normal(x.shape, seed=[3, 4])
+    expected, (expected_gradient,) = _value_and_gradients(keras.activations.gelu, x,
+                                                          upstream=upstream)
+    fused, (fused_gradient,) = _value_and_gradients(training_kernels.gelu, x, upstream=upstream)
+    np.testing.assert_allclose(fused.numpy(), expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused_gradient.numpy(), expected_gradient.numpy(), atol=1e-5)
+
+
+def test_gelu_keeps_a_bf16_input_in_bf16_and_computes_in_float32():
+    x = tf.random.stateless_normal([3, 5, 16], seed=[5, 6]) * 3
+    fused = training_kernels.gelu(tf.cast(x, tf.bfloat16))
+    assert fused.dtype == tf.bfloat16
+    exact = keras.activations.gelu(tf.cast(tf.cast(x, tf.bfloat16), tf.float32))
+    # One bf16 rounding of the float32 result: within half a bf16 step (2^-8 relative).
+    np.testing.assert_allclose(tf.cast(fused, tf.float32).numpy(), exact.numpy(),
+                               rtol=2 ** -8, atol=1e-6)
+
+
+def test_layer_norm_and_its_gradients_are_keras_layer_normalization():
+    layer = keras.layers.LayerNormalization(epsilon=1e-12)
+    layer.build([None, None, 32])
+    layer.gamma.assign(tf.random.stateless_normal([32], seed=[7, 8]))
+    layer.beta.assign(tf.random.stateless_normal([32], seed=[9, 10]))
+    x = tf.random.stateless_normal([4, 6, 32], seed=[11, 12]) * 5 + 2
+    upstream = tf.random.stateless_normal(x.shape, seed=[13, 14])
+
+    def with_layer(x, gamma, beta):  # the layer reads its own variables
+        del gamma, beta
+        return layer(x)
+
+    inputs = (x, tf.convert_to_tensor(layer.gamma), tf.convert_to_tensor(layer.beta))
+    fused, fused_gradients = _value_and_gradients(
+        lambda x, gamma, beta: training_kernels.layer_norm(x, gamma, beta, 1e-12), *inputs,
+        upstream=upstream)
+    with tf.GradientTape() as tape:
+        expected = with_layer(*inputs)
+    expected_gradients = tape.gradient(expected, [layer.gamma, layer.beta],
+                                       output_gradients=upstream)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        expected_x_gradient = tape.gradient(layer(x), x, output_gradients=upstream)
+    np.testing.assert_allclose(fused.numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(fused_gradients[0].numpy(), expected_x_gradient.numpy(),
+                               atol=1e-5)
+    for fused_gradient, expected_gradient in zip(fused_gradients[1:], expected_gradients):
+        np.testing.assert_allclose(fused_gradient.numpy(), expected_gradient.numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_dropout_drops_at_the_rate_scales_exactly_and_masks_the_gradient_alike():
+    x = tf.random.stateless_uniform([64, 100, 160], seed=[15, 16], minval=1.0, maxval=2.0)
+    upstream = tf.random.stateless_uniform(x.shape, seed=[17, 18], minval=1.0, maxval=2.0)
+    dropped, (gradient,) = _value_and_gradients(
+        lambda x: training_kernels.dropout(x, 0.1, seed=3), x, upstream=upstream)
+    kept = dropped.numpy() != 0
+    threshold = round(0.1 * 65536)
+    keep_probability = 1 - threshold / 65536
+    # 1,024,000 draws: the kept fraction is within 5 standard deviations of P(keep).
+    spread = 5 * np.sqrt(keep_probability * (1 - keep_probability) / kept.size)
+    assert abs(kept.mean() - keep_probability) < spread
+    np.testing.assert_allclose(dropped.numpy()[kept], x.numpy()[kept] / keep_probability,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(gradient.numpy() != 0, kept)  # the forward pass's mask
+    np.testing.assert_allclose(gradient.numpy()[kept],
+                               upstream.numpy()[kept] / keep_probability, rtol=1e-6)
+    again = training_kernels.dropout(x, 0.1, seed=3).numpy() != 0
+    assert (again != kept).any()  # every call draws a new mask
+
+
+def _classifier_gradients(model: keras.Model, features: dict[str, tf.Tensor],
+                          labels: tf.Tensor) -> tuple[list[tf.Tensor], str]:
+    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def gradients(features, labels):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(features, training=True))
+        return tape.gradient(loss, model.trainable_variables)
+
+    concrete = gradients.get_concrete_function(features, labels)
+    graph = concrete.graph.as_graph_def()
+    names = " ".join([node.op for node in graph.node]
+                     + [f.signature.name for f in graph.library.function])
+    return gradients(features, labels), names
+
+
+@pytest.mark.parametrize("model_type", FAMILY_TYPES)
+def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type: str):
+    model = build_classifier(tiny_model(model_type, VOCAB_SIZE, pad_token_id=0))
+    for layer in model.submodules:  # dropout off: the two traces see the same function
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    rng = np.random.default_rng(0)
+    mask = (np.arange(10)[None, :] < rng.integers(3, 10, size=6)[:, None]).astype(np.int32)
+    values = {"input_ids": rng.integers(5, VOCAB_SIZE, size=mask.shape) * mask,
+              "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
+    features = {name: tf.constant(values[name], tf.int32) for name in model.input_names}
+    labels = tf.constant(rng.integers(0, 2, size=6), tf.float32)
+
+    expected, plain_graph = _classifier_gradients(model, features, labels)
+    with training_kernels.fused_training_kernels(model):
+        fused, fused_graph = _classifier_gradients(model, features, labels)
+    assert "layer_norm_forward" in fused_graph and "layer_norm_gradient" in fused_graph
+    assert "layer_norm_forward" not in plain_graph
+    if model_type != "albert":  # ALBERT's GELU is the tanh approximation: not replaced
+        assert "gelu_forward" in fused_graph and "gelu_gradient" in fused_graph
+    for variable, fused_gradient, expected_gradient in zip(model.trainable_variables, fused,
+                                                           expected):
+        if expected_gradient is None:
+            assert fused_gradient is None, variable.name
+            continue
+        np.testing.assert_allclose(tf.convert_to_tensor(fused_gradient).numpy(),
+                                   tf.convert_to_tensor(expected_gradient).numpy(),
+                                   atol=2e-5, err_msg=variable.name)
+
+
+def test_the_originals_are_back_after_tracing():
+    model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
+    norm_call, dropout_call = (keras.layers.LayerNormalization.call,
+                               keras.layers.Dropout.call)
+    activations = [layer.intermediate_act_fn for layer in model.submodules
+                   if hasattr(layer, "intermediate_act_fn")]
+    with training_kernels.fused_training_kernels(model):
+        assert keras.layers.LayerNormalization.call is not norm_call
+        assert keras.layers.Dropout.call is not dropout_call
+        assert all(layer.intermediate_act_fn is training_kernels.gelu
+                   for layer in model.submodules if hasattr(layer, "intermediate_act_fn"))
+    assert keras.layers.LayerNormalization.call is norm_call
+    assert keras.layers.Dropout.call is dropout_call
+    assert [layer.intermediate_act_fn for layer in model.submodules
+            if hasattr(layer, "intermediate_act_fn")] == activations
