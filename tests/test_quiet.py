@@ -42,6 +42,13 @@ NOISE = [
     "If your task is similar to the task the model of the checkpoint was trained on, you can "
     "already use TFBertModel for predictions without further training.",
     "  warning: `custom_executor_spec` is deprecated. Please customize component directly.",
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796038642.083810   19279 service.cc:145] XLA service 0x7f9fec006210 "
+    "initialized for platform Host (this does not guarantee that XLA will be used). Devices:",
+    "I0000 00:00:1796038642.083890   19279 service.cc:153]   StreamExecutor device (0): Host, "
+    "Default Version",
+    "I0000 00:00:1796038642.156672   19279 device_compiler.h:188] Compiled cluster using XLA!  "
+    "This line is logged at most once for the lifetime of the process.",
     f"{SITE}/tensorflow_model_analysis/metrics/binary_confusion_matrices.py:155: "
     "RuntimeWarning: invalid value encountered in divide",
     "  false_omission_rate = fn / predicated_negatives",

@@ -78,6 +78,14 @@ NOISE: tuple[Noise, ...] = (
     _noise(_TF_LOG + r"Could not find cuda drivers on your machine, GPU will not be used\."),
     # tensorflow/core/framework/local_rendezvous.cc: a tf.data iterator ended (every epoch).
     _noise(_TF_LOG + r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence"),
+    # XLA, when the Trainer's fused kernels (components/training_kernels.py) first compile:
+    # absl's notice before its logging starts, the CPU "device" XLA uses (two lines) and
+    # "Compiled cluster using XLA!", each once per process.
+    _noise(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written "
+           r"to STDERR$"),
+    _noise(_TF_LOG + r"XLA service 0x[0-9a-f]+ initialized for platform Host ",
+           _TF_LOG + r"  StreamExecutor device \(\d+\): Host, Default Version$"),
+    _noise(_TF_LOG + r"Compiled cluster using XLA!  This line is logged at most once "),
     # transformers (utils/import_utils.py), once per process: TF classes are deprecated.
     _noise(r"TensorFlow and JAX classes are deprecated and will be removed in Transformers v5\."),
     # transformers (modeling_tf_pytorch_utils.py) loading PyTorch weights into TF: the only
