@@ -1,4 +1,4 @@
-"""XLA-fused GELU and layer norm for the training step, swapped in while Keras traces it.
+"""Faster GELU, layer norm and dropout for the training step, swapped in while Keras traces it.
 
 A training step's matrix products run in oneDNN near the bf16 roofline; GELU
 and the layer norms were next (a third of a step's op time on a 2-vCPU Xeon):
@@ -6,12 +6,13 @@ TensorFlow runs them op by op, a pass over memory each, in the forward pass
 and again, with more ops, in the gradient. Here each is one XLA-compiled kernel
 for the forward pass and one for the gradient (`tf.custom_gradient`), both
 computing in float32 whatever the input's dtype:
-- `gelu`: the exact (erf) GELU of BERT-family feed-forward blocks;
+- `bias_gelu`: the bias add and exact (erf) GELU of BERT-family feed-forward
+  blocks (the gradient kernel sums the bias gradient too);
 - `layer_norm`: Keras' `LayerNormalization` over the last axis, with its
   gamma and beta.
 
-Dropout masks come from 16-bit random draws (`dropout`), half the random
-words `tf.nn.dropout` draws, applied as one product.
+`dropout` draws one 32-bit random word per two elements (16 bits each) and
+applies its mask as one product, in the forward pass and in the gradient.
 
 `fused_training_kernels(model)` swaps these in while Keras traces the train step
 (around the first `fit`) and swaps the originals back after. Prediction, export
@@ -23,6 +24,7 @@ batches come in a few dozen shapes per run. Measured in docs/performance.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Iterator
 
@@ -37,23 +39,27 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 @tf.function(jit_compile=True)
-def _gelu_forward(x: tf.Tensor) -> tf.Tensor:
-    x32 = tf.cast(x, tf.float32)
+def _bias_gelu_forward(x: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    x32 = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
     return tf.cast(0.5 * x32 * (1.0 + tf.math.erf(x32 * _SQRT_HALF)), x.dtype)
 
 
 @tf.function(jit_compile=True)
-def _gelu_gradient(x: tf.Tensor, upstream: tf.Tensor) -> tf.Tensor:
-    x32 = tf.cast(x, tf.float32)
+def _bias_gelu_gradient(x: tf.Tensor, bias: tf.Tensor,
+                        upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    x32 = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
     cdf = 0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))
     pdf = tf.exp(-0.5 * x32 * x32) * _INV_SQRT_2PI
-    return tf.cast(tf.cast(upstream, tf.float32) * (cdf + x32 * pdf), x.dtype)
+    gradient = tf.cast(upstream, tf.float32) * (cdf + x32 * pdf)
+    return (tf.cast(gradient, x.dtype),
+            tf.cast(tf.reduce_sum(gradient, list(range(len(x.shape) - 1))), bias.dtype))
 
 
 @tf.custom_gradient
-def gelu(x: tf.Tensor):
-    """Exact GELU, x * Phi(x), as transformers' `gelu`, in two fused kernels."""
-    return _gelu_forward(x), lambda upstream: _gelu_gradient(x, upstream)
+def bias_gelu(x: tf.Tensor, bias: tf.Tensor):
+    """Exact GELU of x + bias, (x + bias) * Phi(x + bias), in two fused kernels."""
+    return (_bias_gelu_forward(x, bias),
+            lambda upstream: _bias_gelu_gradient(x, bias, upstream))
 
 
 def _normalized(x32: tf.Tensor, epsilon: float) -> tuple[tf.Tensor, tf.Tensor]:
@@ -117,24 +123,38 @@ def _fused_layer_norms() -> Iterator[None]:
         keras.layers.LayerNormalization.call = original_call
 
 
+def _dense_bias_gelu(dense: keras.layers.Dense, inputs: tf.Tensor) -> tf.Tensor:
+    """The Dense layer's product, then `bias_gelu` with its bias, on a 2-D view of inputs."""
+    outputs = bias_gelu(tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), dense.kernel),
+                        dense.bias)
+    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [dense.units]], 0))
+
+
 @contextlib.contextmanager
 def _fused_exact_gelus(model: keras.Model) -> Iterator[None]:
-    """The model's feed-forward blocks with transformers' exact GELU call `gelu`."""
+    """The model's feed-forward blocks with transformers' exact GELU add their first Dense
+    layer's bias and apply the GELU in `bias_gelu`."""
     replaced = []
     for layer in model.submodules:
-        for _, activation_name in FEED_FORWARD_ACTIVATIONS:
-            if getattr(layer, activation_name, None) is exact_gelu:
-                setattr(layer, activation_name, gelu)
-                replaced.append((layer, activation_name))
+        for dense_name, activation_name in FEED_FORWARD_ACTIVATIONS:
+            dense = getattr(layer, dense_name, None)
+            if (getattr(layer, activation_name, None) is exact_gelu
+                    and isinstance(dense, keras.layers.Dense) and dense.use_bias
+                    and dense.activation is keras.activations.linear):
+                setattr(layer, activation_name, tf.identity)
+                dense.call = tf.autograph.experimental.do_not_convert(
+                    functools.partial(_dense_bias_gelu, dense))
+                replaced.append((layer, dense, activation_name))
     try:
         yield
     finally:
-        for layer, activation_name in replaced:
+        for layer, dense, activation_name in replaced:
             setattr(layer, activation_name, exact_gelu)
+            del dense.call
 
 
 def dropout(x: tf.Tensor, rate: float, seed: int | None = None) -> tf.Tensor:
-    """Inverted dropout from 16-bit random draws: half the random words of `tf.nn.dropout`.
+    """Inverted dropout from 16-bit random draws, one 32-bit word per two elements.
 
     Each element is dropped when its 16 random bits fall below
     round(rate * 65536), and kept ones are scaled by 1 / P(keep), so that the
@@ -174,7 +194,7 @@ def _fast_dropouts() -> Iterator[None]:
 
 @contextlib.contextmanager
 def fused_training_kernels(model: keras.Model) -> Iterator[None]:
-    """Traces of `model` in this context use the fused GELU and layer norms and `dropout`.
+    """Traces of `model` in this context use `bias_gelu`, `layer_norm` and `dropout`.
 
     Wrap the first `model.fit` (which traces the train step) in it; the traced
     step keeps them, and everything traced after the context is plain again.

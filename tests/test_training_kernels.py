@@ -28,21 +28,26 @@ def _value_and_gradients(function, *inputs: tf.Tensor, upstream: tf.Tensor):
     return outputs, tape.gradient(outputs, inputs, output_gradients=upstream)
 
 
-def test_gelu_and_its_gradient_are_transformers_exact_gelu():
+def test_bias_gelu_and_its_gradients_are_transformers_exact_gelu_of_the_sum():
     x = tf.random.stateless_normal([4, 7, 48], seed=[1, 2]) * 3
+    bias = tf.random.stateless_normal([48], seed=[19, 20])
     upstream = tf.random.stateless_normal(x.shape, seed=[3, 4])
-    expected, (expected_gradient,) = _value_and_gradients(keras.activations.gelu, x,
-                                                          upstream=upstream)
-    fused, (fused_gradient,) = _value_and_gradients(training_kernels.gelu, x, upstream=upstream)
+    expected, expected_gradients = _value_and_gradients(
+        lambda x, bias: keras.activations.gelu(x + bias), x, bias, upstream=upstream)
+    fused, fused_gradients = _value_and_gradients(training_kernels.bias_gelu, x, bias,
+                                                  upstream=upstream)
     np.testing.assert_allclose(fused.numpy(), expected.numpy(), atol=1e-6)
-    np.testing.assert_allclose(fused_gradient.numpy(), expected_gradient.numpy(), atol=1e-5)
+    for fused_gradient, expected_gradient in zip(fused_gradients, expected_gradients):
+        np.testing.assert_allclose(fused_gradient.numpy(), expected_gradient.numpy(),
+                                   rtol=1e-5, atol=1e-5)
 
 
-def test_gelu_keeps_a_bf16_input_in_bf16_and_computes_in_float32():
-    x = tf.random.stateless_normal([3, 5, 16], seed=[5, 6]) * 3
-    fused = training_kernels.gelu(tf.cast(x, tf.bfloat16))
+def test_bias_gelu_keeps_a_bf16_input_in_bf16_and_computes_in_float32():
+    x = tf.cast(tf.random.stateless_normal([3, 5, 16], seed=[5, 6]) * 3, tf.bfloat16)
+    bias = tf.cast(tf.random.stateless_normal([16], seed=[21, 22]), tf.bfloat16)
+    fused = training_kernels.bias_gelu(x, bias)
     assert fused.dtype == tf.bfloat16
-    exact = keras.activations.gelu(tf.cast(tf.cast(x, tf.bfloat16), tf.float32))
+    exact = keras.activations.gelu(tf.cast(x, tf.float32) + tf.cast(bias, tf.float32))
     # One bf16 rounding of the float32 result: within half a bf16 step (2^-8 relative).
     np.testing.assert_allclose(tf.cast(fused, tf.float32).numpy(), exact.numpy(),
                                rtol=2 ** -8, atol=1e-6)
@@ -135,7 +140,7 @@ def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type:
     assert "layer_norm_forward" in fused_graph and "layer_norm_gradient" in fused_graph
     assert "layer_norm_forward" not in plain_graph
     if model_type != "albert":  # ALBERT's GELU is the tanh approximation: not replaced
-        assert "gelu_forward" in fused_graph and "gelu_gradient" in fused_graph
+        assert "bias_gelu_forward" in fused_graph and "bias_gelu_gradient" in fused_graph
     for variable, fused_gradient, expected_gradient in zip(model.trainable_variables, fused,
                                                            expected):
         if expected_gradient is None:
@@ -150,14 +155,16 @@ def test_the_originals_are_back_after_tracing():
     model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
     norm_call, dropout_call = (keras.layers.LayerNormalization.call,
                                keras.layers.Dropout.call)
-    activations = [layer.intermediate_act_fn for layer in model.submodules
-                   if hasattr(layer, "intermediate_act_fn")]
+    blocks = [layer for layer in model.submodules if hasattr(layer, "intermediate_act_fn")]
+    activations = [block.intermediate_act_fn for block in blocks]
+    dense_calls = [block.dense.call for block in blocks]
     with training_kernels.fused_training_kernels(model):
         assert keras.layers.LayerNormalization.call is not norm_call
         assert keras.layers.Dropout.call is not dropout_call
-        assert all(layer.intermediate_act_fn is training_kernels.gelu
-                   for layer in model.submodules if hasattr(layer, "intermediate_act_fn"))
+        assert all(block.intermediate_act_fn is tf.identity for block in blocks)
+        assert all(block.dense.call != call for block, call in zip(blocks, dense_calls))
     assert keras.layers.LayerNormalization.call is norm_call
     assert keras.layers.Dropout.call is dropout_call
-    assert [layer.intermediate_act_fn for layer in model.submodules
-            if hasattr(layer, "intermediate_act_fn")] == activations
+    assert [block.intermediate_act_fn for block in blocks] == activations
+    assert [block.dense.call for block in blocks] == dense_calls
+    assert "call" not in vars(blocks[0].dense)
