@@ -151,6 +151,17 @@ def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type:
                                    atol=2e-5, err_msg=variable.name)
 
 
+def test_the_traced_train_step_draws_its_dropout_masks_in_16_bits():
+    model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
+    features = {name: tf.ones([2, 6], tf.int32) for name in model.input_names}
+    labels = tf.constant([0.0, 1.0])
+    _, plain_graph = _classifier_gradients(model, features, labels)
+    with training_kernels.fused_training_kernels(model):
+        _, fused_graph = _classifier_gradients(model, features, labels)
+    assert "RandomUniform " in plain_graph + " " and "RandomUniformInt" not in plain_graph
+    assert "RandomUniformInt" in fused_graph and "RandomUniform " not in fused_graph + " "
+
+
 def test_the_originals_are_back_after_tracing():
     model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
     norm_call, dropout_call = (keras.layers.LayerNormalization.call,
