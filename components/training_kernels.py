@@ -30,6 +30,7 @@ from typing import Iterator
 
 import tensorflow as tf
 import tf_keras as keras
+from absl import logging
 from transformers.activations_tf import gelu as exact_gelu
 
 from components.serving_graph import FEED_FORWARD_ACTIVATIONS
@@ -125,44 +126,53 @@ def _fused_layer_norms() -> Iterator[None]:
 
 def _dense_bias_gelu(dense: keras.layers.Dense, inputs: tf.Tensor) -> tf.Tensor:
     """The Dense layer's product, then `bias_gelu` with its bias, on a 2-D view of inputs."""
+    if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
+            or inputs.shape[-1] is None):
+        return exact_gelu(keras.layers.Dense.call(dense, inputs))
     outputs = bias_gelu(tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), dense.kernel),
                         dense.bias)
     return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [dense.units]], 0))
 
 
 @contextlib.contextmanager
-def _fused_exact_gelus(model: keras.Model) -> Iterator[None]:
+def _fused_exact_gelus(model: keras.Model) -> Iterator[int]:
     """The model's feed-forward blocks with transformers' exact GELU add their first Dense
-    layer's bias and apply the GELU in `bias_gelu`."""
+    layer's bias and apply the GELU in `bias_gelu`; yields how many blocks do."""
     replaced = []
-    for layer in model.submodules:
-        for dense_name, activation_name in FEED_FORWARD_ACTIVATIONS:
-            dense = getattr(layer, dense_name, None)
-            if (getattr(layer, activation_name, None) is exact_gelu
-                    and isinstance(dense, keras.layers.Dense) and dense.use_bias
-                    and dense.activation is keras.activations.linear):
-                setattr(layer, activation_name, tf.identity)
-                dense.call = tf.autograph.experimental.do_not_convert(
-                    functools.partial(_dense_bias_gelu, dense))
-                replaced.append((layer, dense, activation_name))
     try:
-        yield
+        for layer in model.submodules:
+            for dense_name, activation_name in FEED_FORWARD_ACTIVATIONS:
+                dense = getattr(layer, dense_name, None)
+                if (getattr(layer, activation_name, None) is exact_gelu
+                        and isinstance(dense, keras.layers.Dense) and dense.use_bias
+                        and dense.activation is keras.activations.linear):
+                    replaced.append((layer, dense, activation_name, vars(dense).get("call")))
+                    setattr(layer, activation_name, tf.identity)
+                    dense.call = tf.autograph.experimental.do_not_convert(
+                        functools.partial(_dense_bias_gelu, dense))
+        yield len(replaced)
     finally:
-        for layer, dense, activation_name in replaced:
+        for layer, dense, activation_name, instance_call in replaced:
             setattr(layer, activation_name, exact_gelu)
-            del dense.call
+            if instance_call is None:
+                del dense.call
+            else:
+                dense.call = instance_call
 
 
 def dropout(x: tf.Tensor, rate: float, seed: int | None = None) -> tf.Tensor:
     """Inverted dropout from 16-bit random draws, one 32-bit word per two elements.
 
     Each element is dropped when its 16 random bits fall below
-    round(rate * 65536), and kept ones are scaled by 1 / P(keep), so that the
-    expectation is exact (P(drop) = 0.100006 for rate 0.1). The mask is applied
-    as one product with a {0, 1 / P(keep)} tensor, in the forward pass and in
-    the gradient.
+    round(rate * 65536) (P(drop) = 0.100006 for rate 0.1; 0 < rate * 65536 <
+    65535.5), and kept ones are scaled by 1 / P(keep), exactly in float32 and
+    rounded to bf16 in bf16 as `tf.nn.dropout` rounds its scale. The mask is
+    applied as one product with a {0, 1 / P(keep)} tensor, in the forward pass
+    and in the gradient.
     """
     threshold = round(rate * 65536)
+    if not 0 < threshold < 65536:
+        raise ValueError(f"dropout rate {rate} rounds to {threshold}/65536")
     shape = tf.shape(x)
     size = tf.reduce_prod(shape)
     words = tf.random.uniform([(size + 1) // 2], minval=tf.int32.min, maxval=tf.int32.max,
@@ -179,11 +189,16 @@ def _fast_dropouts() -> Iterator[None]:
     """Keras Dropout layers call `dropout` in training."""
     original_call = keras.layers.Dropout.call
 
-    def call(layer: keras.layers.Dropout, inputs, training=None):
-        if (training is not True or layer.noise_shape is not None
-                or not 0 < float(layer.rate) < 1 or not isinstance(inputs, tf.Tensor)):
+    def call(layer: keras.layers.Dropout, inputs, training=None) -> tf.Tensor:
+        # Subclasses (SpatialDropout*) shape their masks, and the non-legacy random
+        # generators draw their own way: those keep Keras' dropout.
+        generator = layer._random_generator  # pylint: disable=protected-access
+        legacy = generator._rng_type == generator.RNG_LEGACY_STATEFUL  # pylint: disable=W0212
+        if (training is not True or type(layer) is not keras.layers.Dropout or not legacy
+                or layer.noise_shape is not None or not isinstance(inputs, tf.Tensor)
+                or not 0 < round(float(layer.rate) * 65536) < 65536):
             return original_call(layer, inputs, training=training)
-        return dropout(inputs, float(layer.rate), layer.seed)
+        return dropout(inputs, float(layer.rate), generator.make_legacy_seed())
 
     keras.layers.Dropout.call = tf.autograph.experimental.do_not_convert(call)
     try:
@@ -194,11 +209,14 @@ def _fast_dropouts() -> Iterator[None]:
 
 @contextlib.contextmanager
 def fused_training_kernels(model: keras.Model) -> Iterator[None]:
-    """Traces of `model` in this context use `bias_gelu`, `layer_norm` and `dropout`.
+    """While open, traces use `bias_gelu` in `model`'s feed-forward blocks, and `layer_norm`
+    and `dropout` in every Keras LayerNormalization and Dropout layer traced (of any model).
 
-    Wrap the first `model.fit` (which traces the train step) in it; the traced
-    step keeps them, and everything traced after the context is plain again.
+    Wrap the first `model.fit` (which traces the train step) in it. A later
+    `fit` that retraces (a new batch shape under Keras' relaxed shapes, say)
+    outside it traces the plain layers.
     """
-    with _fused_exact_gelus(model), _fused_layer_norms(), _fast_dropouts():
+    with _fused_exact_gelus(model) as fused_blocks, _fused_layer_norms(), _fast_dropouts():
+        logging.info("Training kernels: bias + GELU fused in %d feed-forward blocks; layer "
+                     "norms and dropout fused throughout", fused_blocks)
         yield
-

@@ -15,6 +15,7 @@ import tf_keras as keras
 
 from components import training_kernels
 from components.model import build_classifier
+from components.trainer import keras_policy
 from tests.families import FAMILY_TYPES
 from tests.families.weights import tiny_model
 
@@ -127,6 +128,8 @@ def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type:
     for layer in model.submodules:  # dropout off: the two traces see the same function
         if isinstance(layer, keras.layers.Dropout):
             layer.rate = 0.0
+        if hasattr(layer, "drop_prob"):  # DeBERTa-v2's StableDropout
+            layer.drop_prob = 0.0
     rng = np.random.default_rng(0)
     mask = (np.arange(10)[None, :] < rng.integers(3, 10, size=6)[:, None]).astype(np.int32)
     values = {"input_ids": rng.integers(5, VOCAB_SIZE, size=mask.shape) * mask,
@@ -162,20 +165,45 @@ def test_the_traced_train_step_draws_its_dropout_masks_in_16_bits():
     assert "RandomUniformInt" in fused_graph and "RandomUniform " not in fused_graph + " "
 
 
-def test_the_originals_are_back_after_tracing():
-    model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
-    norm_call, dropout_call = (keras.layers.LayerNormalization.call,
-                               keras.layers.Dropout.call)
-    blocks = [layer for layer in model.submodules if hasattr(layer, "intermediate_act_fn")]
-    activations = [block.intermediate_act_fn for block in blocks]
-    dense_calls = [block.dense.call for block in blocks]
+def test_under_mixed_bfloat16_the_kernels_run_and_each_gradient_matches_its_weight():
+    with keras_policy("mixed_bfloat16"):
+        model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
+    features = {name: tf.ones([2, 6], tf.int32) for name in model.input_names}
     with training_kernels.fused_training_kernels(model):
-        assert keras.layers.LayerNormalization.call is not norm_call
-        assert keras.layers.Dropout.call is not dropout_call
-        assert all(block.intermediate_act_fn is tf.identity for block in blocks)
-        assert all(block.dense.call != call for block, call in zip(blocks, dense_calls))
-    assert keras.layers.LayerNormalization.call is norm_call
-    assert keras.layers.Dropout.call is dropout_call
-    assert [block.intermediate_act_fn for block in blocks] == activations
-    assert [block.dense.call for block in blocks] == dense_calls
-    assert "call" not in vars(blocks[0].dense)
+        gradients, graph = _classifier_gradients(model, features, tf.constant([0.0, 1.0]))
+    assert "bias_gelu_forward" in graph and "layer_norm_forward" in graph
+    for variable, gradient in zip(model.trainable_variables, gradients):
+        if gradient is not None:
+            assert gradient.dtype == variable.dtype == tf.float32, variable.name
+            assert np.isfinite(tf.convert_to_tensor(gradient).numpy()).all(), variable.name
+
+
+def test_spatial_dropout_keeps_its_own_per_channel_masks():
+    layer = keras.layers.SpatialDropout1D(0.5)
+    with training_kernels.fused_training_kernels(keras.Sequential([layer])):
+        dropped = tf.function(lambda x: layer(x, training=True))(tf.ones([4, 50, 8])).numpy()
+    # Whole channels are dropped: each (example, channel) is one value along the time axis.
+    assert (dropped == dropped[:, :1, :]).all() and (dropped == 0).any()
+
+
+def _patched_state(model: keras.Model) -> tuple:
+    blocks = [layer for layer in model.submodules if hasattr(layer, "intermediate_act_fn")]
+    return (keras.layers.LayerNormalization.call, keras.layers.Dropout.call,
+            [block.intermediate_act_fn for block in blocks],
+            [vars(block.dense).get("call") for block in blocks])
+
+
+def test_the_originals_are_back_after_the_context_and_after_an_error_in_it():
+    model = build_classifier(tiny_model("bert", VOCAB_SIZE, pad_token_id=0))
+    original = _patched_state(model)
+    assert original[3] and not any(original[3])  # no instance `call` before
+    with training_kernels.fused_training_kernels(model):
+        patched = _patched_state(model)
+        assert patched[0] is not original[0] and patched[1] is not original[1]
+        assert all(activation is tf.identity for activation in patched[2])
+        assert all(patched[3])
+    assert _patched_state(model) == original
+    with pytest.raises(RuntimeError, match="in the step"):
+        with training_kernels.fused_training_kernels(model):
+            raise RuntimeError("in the step")
+    assert _patched_state(model) == original
