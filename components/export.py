@@ -118,10 +118,17 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=name)
                                   for name in QUESTIONS])
     def predict_text(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
-        # The check guards the inputs, not the call, which grappler can then inline.
-        with tf.control_dependencies([assert_as_many(question1, question2)]):
-            question1, question2 = tf.reshape(question1, [-1, 1]), tf.reshape(question2, [-1, 1])
-        return predict_questions(question1, question2)
+        # The check guards the inputs and the outputs, not the call, which grappler can
+        # then inline. Grappler computes shapes past control dependencies, so the
+        # tokenizer sees as many of each to keep its own shape check from failing first.
+        check = assert_as_many(question1, question2)
+        pairs = tf.minimum(tf.size(question1), tf.size(question2))
+        with tf.control_dependencies([check]):
+            question1, question2 = (tf.reshape(questions[:pairs], [-1, 1])
+                                    for questions in (question1, question2))
+        outputs = predict_questions(question1, question2)
+        with tf.control_dependencies([check]):
+            return {name: tf.identity(value) for name, value in outputs.items()}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
                                                 name=tf.saved_model.CLASSIFY_INPUTS)])
