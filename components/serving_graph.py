@@ -24,50 +24,125 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from typing import Callable, Iterator
 
 import tensorflow as tf
 import tf_keras as keras
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-Forward = Callable[[dict[str, tf.Tensor]], tf.Tensor]
+from components.encoder_blocks import (FAMILY_MODULES, FEED_FORWARD_ACTIVATIONS,
+                                       RESIDUAL_NORM_BLOCKS)
+from components.layer_calls import class_call_replaced, instance_calls_replaced
 
-# (Dense layer, activation) attributes of the families' feed-forward blocks:
-# BERT, RoBERTa, ELECTRA, DeBERTa-v2 (`*Intermediate`); DistilBERT (`TFFFN`); ALBERT
-# (`TFAlbertLayer`).
-FEED_FORWARD_ACTIVATIONS = (("dense", "intermediate_act_fn"), ("lin1", "activation"),
-                            ("ffn", "activation"))
+Forward = Callable[[dict[str, tf.Tensor]], tf.Tensor]
 
 # Frozen weights live in saved_model.pb, which protobuf caps at 2 GiB.
 MAX_FROZEN_WEIGHT_BYTES = 1 << 30
 
 
-@contextlib.contextmanager
-def flat_dense_products() -> Iterator[None]:
+def flat_dense_products() -> contextlib.AbstractContextManager:
     """While tracing, Keras Dense layers multiply rank-3+ inputs as one 2-D MatMul + BiasAdd.
 
     The same arithmetic as `tf.tensordot`, with the bias added before the
     reshape back, so that grappler's remapper can fuse MatMul and BiasAdd.
     """
-    original_call = keras.layers.Dense.call
 
-    def call(layer: keras.layers.Dense, inputs):
+    def make_call(original_call):
+        def call(layer: keras.layers.Dense, inputs):
+            if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
+                    or inputs.shape.rank <= 2 or inputs.shape[-1] is None):
+                return original_call(layer, inputs)
+            return _flat_product(layer, inputs)
+
+        return call
+
+    return class_call_replaced(keras.layers.Dense, make_call)
+
+
+def _flat_product(layer: keras.layers.Dense, inputs: tf.Tensor, scale: float = 1.0) -> tf.Tensor:
+    """The Dense layer on a 2-D view of `inputs`, its weights times `scale` (constants in
+    a frozen graph: the product folds once)."""
+    kernel = layer.kernel if scale == 1.0 else layer.kernel * scale
+    outputs = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)
+    if layer.use_bias:
+        outputs = tf.nn.bias_add(outputs, layer.bias if scale == 1.0 else layer.bias * scale)
+    if layer.activation is not None:
+        outputs = layer.activation(outputs)
+    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [layer.units]], 0))
+
+
+@contextlib.contextmanager
+def attention_scales_in_queries(model: keras.Model) -> Iterator[int]:
+    """While tracing, self-attention blocks that divide their scores by sqrt(head size)
+    (BERT, RoBERTa, ELECTRA, ALBERT) divide their query weights instead, saving a pass
+    over every [heads, length, length] score tensor. Within float32 rounding of the
+    original; yields how many blocks do."""
+    blocks = [block for block in model.submodules
+              if isinstance(getattr(block, "sqrt_att_head_size", None), float)
+              and isinstance(getattr(block, "query", None), keras.layers.Dense)]
+    scales = {id(block.query): 1 / block.sqrt_att_head_size for block in blocks}
+    sizes = [block.sqrt_att_head_size for block in blocks]
+
+    def scaled_query(layer: keras.layers.Dense, inputs):
         if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
-                or inputs.shape.rank <= 2 or inputs.shape[-1] is None):
-            return original_call(layer, inputs)
-        leading_shape = tf.shape(inputs)[:-1]
-        outputs = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), layer.kernel)
-        if layer.use_bias:
-            outputs = tf.nn.bias_add(outputs, layer.bias)
-        if layer.activation is not None:
-            outputs = layer.activation(outputs)
-        return tf.reshape(outputs, tf.concat([leading_shape, [layer.units]], 0))
+                or inputs.shape[-1] is None):
+            raise ValueError(f"{layer.name}: a query input of unknown width cannot be scaled")
+        return _flat_product(layer, inputs, scales[id(layer)])
 
-    keras.layers.Dense.call = call
     try:
+        for block in blocks:
+            block.sqrt_att_head_size = 1.0
+        with instance_calls_replaced([block.query for block in blocks], scaled_query) as count:
+            yield count
+    finally:
+        for block, size in zip(blocks, sizes):
+            block.sqrt_att_head_size = size
+
+
+@contextlib.contextmanager
+def unshifted_softmaxes() -> Iterator[None]:
+    """While tracing, transformers' `stable_softmax` (softmax(x + 1e-9), a work-around for
+    an XLA bug on some GPUs) is softmax(x): the same probabilities without a pass over
+    the scores. Patched in the families' modules that are imported."""
+    modules = [sys.modules[name] for name in FAMILY_MODULES if name in sys.modules]
+    originals = [module.stable_softmax for module in modules]
+    try:
+        for module in modules:
+            module.stable_softmax = _softmax
         yield
     finally:
-        keras.layers.Dense.call = original_call
+        for module, original in zip(modules, originals):
+            module.stable_softmax = original
+
+
+def _softmax(logits: tf.Tensor, axis: int = -1, name: str | None = None) -> tf.Tensor:
+    return tf.nn.softmax(logits, axis=axis, name=name)
+
+
+def _output_block_inference(block, hidden_states: tf.Tensor, input_tensor: tf.Tensor,
+                            training=False) -> tf.Tensor:
+    """An output block's call in inference (dropout off): LayerNorm(dense(hidden_states)
+    + input_tensor), the product, bias and residual on 2-D views."""
+    dense = block.dense
+    if (training or not isinstance(hidden_states, tf.Tensor)
+            or not isinstance(input_tensor, tf.Tensor) or hidden_states.shape.rank is None
+            or hidden_states.shape[-1] is None or not isinstance(dense, keras.layers.Dense)
+            or dense.activation is not keras.activations.linear or not dense.use_bias):
+        return type(block).call(block, hidden_states, input_tensor, training=training)
+    summed = (tf.nn.bias_add(tf.matmul(tf.reshape(hidden_states, [-1, hidden_states.shape[-1]]),
+                                       dense.kernel), dense.bias)
+              + tf.reshape(tf.cast(input_tensor, dense.compute_dtype), [-1, dense.units]))
+    return block.LayerNorm(tf.reshape(summed, tf.shape(input_tensor)))
+
+
+def residual_adds_in_products(model: keras.Model) -> contextlib.AbstractContextManager:
+    """While tracing, BERT-style output blocks add the residual to their Dense layer's
+    2-D product: MatMul -> BiasAdd -> Add, which grappler's remapper fuses into one
+    oneDNN MatMul. The same arithmetic in inference; yields how many blocks do."""
+    return instance_calls_replaced(
+        [block for block in model.submodules if type(block).__name__ in RESIDUAL_NORM_BLOCKS],
+        _output_block_inference)
 
 
 @contextlib.contextmanager
@@ -132,6 +207,8 @@ def frozen_forward(model: keras.Model, feature_names: list[str]):
     returning a list holding the logits.
     """
     spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in feature_names}
-    with flat_dense_products(), activations_in_dense_layers(model):
+    with (flat_dense_products(), activations_in_dense_layers(model),
+          residual_adds_in_products(model), attention_scales_in_queries(model),
+          unshifted_softmaxes()):
         traced = tf.function(_inference(model)).get_concrete_function(spec)
     return convert_variables_to_constants_v2(traced)

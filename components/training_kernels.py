@@ -24,7 +24,6 @@ batches come in a few dozen shapes per run. Measured in docs/performance.md.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 from typing import Iterator
 
@@ -33,7 +32,8 @@ import tf_keras as keras
 from absl import logging
 from transformers.activations_tf import gelu as exact_gelu
 
-from components.serving_graph import FEED_FORWARD_ACTIVATIONS
+from components.encoder_blocks import FEED_FORWARD_ACTIVATIONS, RESIDUAL_NORM_BLOCKS
+from components.layer_calls import class_call_replaced, instance_calls_replaced
 
 _SQRT_HALF = 1 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -102,26 +102,101 @@ def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) 
     return fused(x, gamma, beta)
 
 
-@contextlib.contextmanager
-def _fused_layer_norms() -> Iterator[None]:
+def _kept_scale(keep_bits: tf.Tensor, threshold: int) -> tf.Tensor | float:
+    """Inverted dropout's float32 factor for 16-bit draws: 0 below `threshold`, else
+    1 / P(keep); 1 when nothing is dropped."""
+    if threshold == 0:
+        return 1.0
+    return tf.where(keep_bits >= tf.constant(threshold, tf.uint16),
+                    65536 / (65536 - threshold), 0.0)
+
+
+def _residual_sum(x, bias, residual, keep_bits, threshold: int) -> tf.Tensor:
+    return ((tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)) * _kept_scale(keep_bits, threshold)
+            + tf.cast(residual, tf.float32))
+
+
+@tf.function(jit_compile=True)
+def _residual_norm_forward(x, bias, residual, keep_bits, gamma, beta, threshold: int,
+                           epsilon: float) -> tf.Tensor:
+    normalized, _ = _normalized(_residual_sum(x, bias, residual, keep_bits, threshold), epsilon)
+    return tf.cast(normalized * gamma + beta, x.dtype)
+
+
+@tf.function(jit_compile=True)
+def _residual_norm_gradient(x, bias, residual, keep_bits, gamma, upstream, threshold: int,
+                            epsilon: float):
+    normalized, inverse_std = _normalized(
+        _residual_sum(x, bias, residual, keep_bits, threshold), epsilon)
+    upstream32 = tf.cast(upstream, tf.float32)
+    gamma_gradient = tf.reduce_sum(upstream32 * normalized, 0)
+    beta_gradient = tf.reduce_sum(upstream32, 0)
+    scaled = upstream32 * gamma
+    sum_gradient = inverse_std * (
+        scaled - tf.reduce_mean(scaled, -1, keepdims=True)
+        - normalized * tf.reduce_mean(scaled * normalized, -1, keepdims=True))
+    x_gradient = sum_gradient * _kept_scale(keep_bits, threshold)
+    return (tf.cast(x_gradient, x.dtype), tf.cast(tf.reduce_sum(x_gradient, 0), bias.dtype),
+            tf.cast(sum_gradient, residual.dtype), gamma_gradient, beta_gradient)
+
+
+def residual_layer_norm(x: tf.Tensor, bias: tf.Tensor, residual: tf.Tensor, keep_bits: tf.Tensor,
+                        gamma: tf.Tensor, beta: tf.Tensor, threshold: int,
+                        epsilon: float) -> tf.Tensor:
+    """layer_norm(dropout(x + bias) + residual) over the last axis of [tokens, width] inputs,
+    in float32, with dropout's mask from 16-bit draws `keep_bits` (`dropout`'s rule:
+    dropped below `threshold`, of 65,536; 0 drops nothing). One kernel forward, one
+    for the gradient.
+    """
+
+    @tf.custom_gradient
+    def fused(x, bias, residual, gamma, beta):
+        def gradient(upstream):
+            return _residual_norm_gradient(x, bias, residual, keep_bits, gamma, upstream,
+                                           threshold, epsilon)
+
+        return (_residual_norm_forward(x, bias, residual, keep_bits, gamma, beta, threshold,
+                                       epsilon), gradient)
+
+    return fused(x, bias, residual, gamma, beta)
+
+
+def _dropout_threshold(layer: keras.layers.Dropout) -> int | None:
+    """`dropout`'s threshold for a plain Keras Dropout layer with the legacy random
+    generator, or None for others (subclasses shape their masks, the other generators
+    draw their own way) and for rates that round to 0 or 1 of 65,536 (0 for rate 0)."""
+    generator = layer._random_generator  # pylint: disable=protected-access
+    if (type(layer) is not keras.layers.Dropout or layer.noise_shape is not None
+            or generator._rng_type != generator.RNG_LEGACY_STATEFUL):  # pylint: disable=W0212
+        return None
+    threshold = round(float(layer.rate) * 65536)
+    return threshold if float(layer.rate) == 0 or 0 < threshold < 65536 else None
+
+
+def _plain_layer_norm(layer, rank: int | None) -> bool:
+    """Whether `layer` is a Keras LayerNormalization that `layer_norm` computes on inputs
+    of `rank`: over the last axis, with gamma and beta, float32 weights."""
+    return (isinstance(layer, keras.layers.LayerNormalization) and rank is not None
+            and list(layer.axis) == [rank - 1] and layer.center and layer.scale
+            and layer.dtype == "float32")
+
+
+def _fused_layer_norms() -> contextlib.AbstractContextManager:
     """Keras LayerNormalization layers over the last axis call `layer_norm`."""
-    original_call = keras.layers.LayerNormalization.call
 
-    def call(layer: keras.layers.LayerNormalization, inputs):
-        if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
-                or list(layer.axis) != [inputs.shape.rank - 1]
-                or not (layer.center and layer.scale) or layer.dtype != "float32"):
-            return original_call(layer, inputs)
-        outputs = layer_norm(tf.cast(inputs, layer.compute_dtype), layer.gamma, layer.beta,
-                             layer.epsilon)
-        outputs.set_shape(inputs.shape)
-        return outputs
+    def make_call(original_call):
+        def call(layer: keras.layers.LayerNormalization, inputs):
+            if (not isinstance(inputs, tf.Tensor)
+                    or not _plain_layer_norm(layer, inputs.shape.rank)):
+                return original_call(layer, inputs)
+            outputs = layer_norm(tf.cast(inputs, layer.compute_dtype), layer.gamma, layer.beta,
+                                 layer.epsilon)
+            outputs.set_shape(inputs.shape)
+            return outputs
 
-    keras.layers.LayerNormalization.call = tf.autograph.experimental.do_not_convert(call)
-    try:
-        yield
-    finally:
-        keras.layers.LayerNormalization.call = original_call
+        return call
+
+    return class_call_replaced(keras.layers.LayerNormalization, make_call)
 
 
 def _dense_bias_gelu(dense: keras.layers.Dense, inputs: tf.Tensor) -> tf.Tensor:
@@ -138,26 +213,29 @@ def _dense_bias_gelu(dense: keras.layers.Dense, inputs: tf.Tensor) -> tf.Tensor:
 def _fused_exact_gelus(model: keras.Model) -> Iterator[int]:
     """The model's feed-forward blocks with transformers' exact GELU add their first Dense
     layer's bias and apply the GELU in `bias_gelu`; yields how many blocks do."""
-    replaced = []
+    blocks = [(layer, getattr(layer, dense_name), activation_name)
+              for layer in model.submodules
+              for dense_name, activation_name in FEED_FORWARD_ACTIVATIONS
+              if getattr(layer, activation_name, None) is exact_gelu
+              and isinstance(getattr(layer, dense_name, None), keras.layers.Dense)
+              and getattr(layer, dense_name).use_bias
+              and getattr(layer, dense_name).activation is keras.activations.linear]
     try:
-        for layer in model.submodules:
-            for dense_name, activation_name in FEED_FORWARD_ACTIVATIONS:
-                dense = getattr(layer, dense_name, None)
-                if (getattr(layer, activation_name, None) is exact_gelu
-                        and isinstance(dense, keras.layers.Dense) and dense.use_bias
-                        and dense.activation is keras.activations.linear):
-                    replaced.append((layer, dense, activation_name, vars(dense).get("call")))
-                    setattr(layer, activation_name, tf.identity)
-                    dense.call = tf.autograph.experimental.do_not_convert(
-                        functools.partial(_dense_bias_gelu, dense))
-        yield len(replaced)
+        for layer, _, activation_name in blocks:
+            setattr(layer, activation_name, tf.identity)
+        with instance_calls_replaced([dense for _, dense, _ in blocks], _dense_bias_gelu) as count:
+            yield count
     finally:
-        for layer, dense, activation_name, instance_call in replaced:
+        for layer, _, activation_name in blocks:
             setattr(layer, activation_name, exact_gelu)
-            if instance_call is None:
-                del dense.call
-            else:
-                dense.call = instance_call
+
+
+def random_halves(shape: tf.Tensor, seed: int | None = None) -> tf.Tensor:
+    """Uniform random uint16 values of `shape`, two from each 32-bit random word."""
+    size = tf.reduce_prod(shape)
+    words = tf.random.uniform([(size + 1) // 2], minval=tf.int32.min, maxval=tf.int32.max,
+                              dtype=tf.int32, seed=seed)
+    return tf.reshape(tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size], shape)
 
 
 def dropout(x: tf.Tensor, rate: float, seed: int | None = None) -> tf.Tensor:
@@ -173,38 +251,66 @@ def dropout(x: tf.Tensor, rate: float, seed: int | None = None) -> tf.Tensor:
     threshold = round(rate * 65536)
     if not 0 < threshold < 65536:
         raise ValueError(f"dropout rate {rate} rounds to {threshold}/65536")
-    shape = tf.shape(x)
-    size = tf.reduce_prod(shape)
-    words = tf.random.uniform([(size + 1) // 2], minval=tf.int32.min, maxval=tf.int32.max,
-                              dtype=tf.int32, seed=seed)
-    halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
-    keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), shape)
+    keep = random_halves(tf.shape(x), seed) >= tf.constant(threshold, tf.uint16)
     scale = tf.where(keep, tf.constant(65536 / (65536 - threshold), x.dtype),
                      tf.zeros([], x.dtype))
     return x * tf.stop_gradient(scale)
 
 
-@contextlib.contextmanager
-def _fast_dropouts() -> Iterator[None]:
+def _fast_dropouts() -> contextlib.AbstractContextManager:
     """Keras Dropout layers call `dropout` in training."""
-    original_call = keras.layers.Dropout.call
 
-    def call(layer: keras.layers.Dropout, inputs, training=None) -> tf.Tensor:
-        # Subclasses (SpatialDropout*) shape their masks, and the non-legacy random
-        # generators draw their own way: those keep Keras' dropout.
-        generator = layer._random_generator  # pylint: disable=protected-access
-        legacy = generator._rng_type == generator.RNG_LEGACY_STATEFUL  # pylint: disable=W0212
-        if (training is not True or type(layer) is not keras.layers.Dropout or not legacy
-                or layer.noise_shape is not None or not isinstance(inputs, tf.Tensor)
-                or not 0 < round(float(layer.rate) * 65536) < 65536):
-            return original_call(layer, inputs, training=training)
-        return dropout(inputs, float(layer.rate), generator.make_legacy_seed())
+    def make_call(original_call):
+        def call(layer: keras.layers.Dropout, inputs, training=None) -> tf.Tensor:
+            if (training is not True or not isinstance(inputs, tf.Tensor)
+                    or not _dropout_threshold(layer)):
+                return original_call(layer, inputs, training=training)
+            return dropout(inputs, float(layer.rate),
+                           layer._random_generator.make_legacy_seed())  # pylint: disable=W0212
 
-    keras.layers.Dropout.call = tf.autograph.experimental.do_not_convert(call)
-    try:
-        yield
-    finally:
-        keras.layers.Dropout.call = original_call
+        return call
+
+    return class_call_replaced(keras.layers.Dropout, make_call)
+
+
+def _fusable_output_block(block) -> bool:
+    """Whether `block` is a BERT, RoBERTa or ELECTRA (self-)output block, which computes
+    LayerNorm(dropout(dense(hidden_states)) + input_tensor), with layers the kernel takes."""
+    dense = getattr(block, "dense", None)
+    dropout_layer = getattr(block, "dropout", None)
+    return (type(block).__name__ in RESIDUAL_NORM_BLOCKS
+            and isinstance(dense, keras.layers.Dense) and dense.use_bias
+            and dense.activation is keras.activations.linear
+            and isinstance(dropout_layer, keras.layers.Dropout)
+            and _dropout_threshold(dropout_layer) is not None
+            and isinstance(getattr(block, "LayerNorm", None), keras.layers.LayerNormalization))
+
+
+def _output_block_call(block, hidden_states: tf.Tensor, input_tensor: tf.Tensor,
+                       training=False) -> tf.Tensor:
+    """An output block's call in training: the Dense layer's product, then
+    `residual_layer_norm` with its bias, the block's dropout and layer norm."""
+    dense, norm = block.dense, block.LayerNorm
+    if (training is not True or not isinstance(hidden_states, tf.Tensor)
+            or not isinstance(input_tensor, tf.Tensor) or hidden_states.shape.rank is None
+            or hidden_states.shape[-1] is None
+            or not _plain_layer_norm(norm, input_tensor.shape.rank)):
+        return type(block).call(block, hidden_states, input_tensor, training=training)
+    product = tf.matmul(tf.reshape(hidden_states, [-1, hidden_states.shape[-1]]), dense.kernel)
+    threshold = _dropout_threshold(block.dropout)
+    keep_bits = (random_halves(tf.shape(product),
+                               block.dropout._random_generator.make_legacy_seed())  # pylint: disable=W0212
+                 if threshold else tf.zeros([], tf.uint16))
+    residual = tf.reshape(tf.cast(input_tensor, product.dtype), [-1, dense.units])
+    outputs = residual_layer_norm(product, dense.bias, residual, keep_bits, norm.gamma,
+                                  norm.beta, threshold, norm.epsilon)
+    return tf.reshape(outputs, tf.shape(input_tensor))
+
+
+def _fused_output_blocks(model: keras.Model) -> contextlib.AbstractContextManager:
+    """The model's BERT-style output blocks call `residual_layer_norm`; yields how many."""
+    return instance_calls_replaced(filter(_fusable_output_block, model.submodules),
+                                   _output_block_call)
 
 
 @contextlib.contextmanager
@@ -216,7 +322,9 @@ def fused_training_kernels(model: keras.Model) -> Iterator[None]:
     `fit` that retraces (a new batch shape under Keras' relaxed shapes, say)
     outside it traces the plain layers.
     """
-    with _fused_exact_gelus(model) as fused_blocks, _fused_layer_norms(), _fast_dropouts():
-        logging.info("Training kernels: bias + GELU fused in %d feed-forward blocks; layer "
-                     "norms and dropout fused throughout", fused_blocks)
+    with (_fused_exact_gelus(model) as gelu_blocks, _fused_output_blocks(model) as output_blocks,
+          _fused_layer_norms(), _fast_dropouts()):
+        logging.info("Training kernels: bias + GELU fused in %d feed-forward blocks, bias + "
+                     "dropout + residual + layer norm in %d output blocks; other layer norms "
+                     "and dropouts fused throughout", gelu_blocks, output_blocks)
         yield

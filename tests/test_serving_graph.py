@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from transformers.models.bert import modeling_tf_bert
 
 from components import serving_graph
 from components.model import build_classifier
@@ -65,6 +66,13 @@ def test_the_frozen_forward_pass_computes_the_models_logits(model_type: str):
     flattened = [node for node in nodes if node.op == "BiasAdd"
                  and source(source(node)).op == "Reshape"]  # Reshape -> MatMul -> BiasAdd
     assert any(set(consumers[node.name]) - {"Reshape"} for node in flattened)
+    if model_type in ("bert", "roberta", "electra"):  # the residual added to the 2-D product
+        assert sum(consumers[node.name] == ["AddV2"] for node in flattened) == 4
+    # softmax(x), not transformers' stable_softmax(x) = softmax(x + 1e-9)
+    shifts = [node for node in nodes if node.op == "Const" and node.attr["value"].tensor.dtype
+              == tf.float32.as_datatype_enum and tf.make_ndarray(node.attr["value"].tensor).size == 1
+              and float(tf.make_ndarray(node.attr["value"].tensor)) == np.float32(1e-9)]
+    assert not shifts
 
 
 def test_the_traced_model_is_left_as_it_was():
@@ -77,8 +85,16 @@ def test_the_traced_model_is_left_as_it_was():
     assert all(block.intermediate_act_fn is not tf.identity for block in blocks)
     assert all(block.dense.activation is keras.activations.linear for block in blocks)
     dense_call = keras.layers.Dense.call
+    softmax = modeling_tf_bert.stable_softmax
+    head_sizes = [layer.sqrt_att_head_size for layer in model.submodules
+                  if hasattr(layer, "sqrt_att_head_size")]
+    instance_calls = [vars(layer).get("call") for layer in model.submodules]
     serving_graph.frozen_forward(model, list(model.input_names))
-    assert keras.layers.Dense.call is dense_call  # the tracing patch is undone
+    assert keras.layers.Dense.call is dense_call  # the tracing patches are undone
+    assert modeling_tf_bert.stable_softmax is softmax
+    assert head_sizes == [layer.sqrt_att_head_size for layer in model.submodules
+                          if hasattr(layer, "sqrt_att_head_size")] != [1.0, 1.0]
+    assert instance_calls == [vars(layer).get("call") for layer in model.submodules]
     np.testing.assert_array_equal(model(features, training=False).numpy(), before)
 
 

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import training_kernels
+from components.encoder_blocks import RESIDUAL_NORM_BLOCKS
 from components.model import build_classifier
 from components.trainer import keras_policy
 from tests.families import FAMILY_TYPES
@@ -85,6 +86,61 @@ def test_layer_norm_and_its_gradients_are_keras_layer_normalization():
                                    rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.0])
+def test_residual_layer_norm_is_layer_norm_of_the_dropped_out_sum(rate: float):
+    x = tf.random.stateless_normal([60, 48], seed=[1, 2]) * 3
+    bias = tf.random.stateless_normal([48], seed=[3, 4])
+    residual = tf.random.stateless_normal([60, 48], seed=[5, 6])
+    gamma = tf.random.stateless_normal([48], seed=[7, 8])
+    beta = tf.random.stateless_normal([48], seed=[9, 10])
+    upstream = tf.random.stateless_normal(x.shape, seed=[11, 12])
+    threshold = round(rate * 65536)
+    keep_bits = training_kernels.random_halves(tf.shape(x), seed=13)
+    scale = tf.where(keep_bits >= threshold, 65536 / (65536 - threshold), 0.0)
+    norm = keras.layers.LayerNormalization(epsilon=1e-12)
+    norm.build(x.shape)
+    norm.gamma.assign(gamma)
+    norm.beta.assign(beta)
+    inputs = (x, bias, residual, norm.gamma, norm.beta)
+    expected, expected_gradients = _value_and_gradients(
+        lambda x, bias, residual, _, __: norm((x + bias) * scale + residual), *inputs,
+        upstream=upstream)
+    fused, fused_gradients = _value_and_gradients(
+        lambda *inputs: training_kernels.residual_layer_norm(
+            *inputs[:3], keep_bits, *inputs[3:], threshold=threshold, epsilon=1e-12),
+        *inputs, upstream=upstream)
+    if rate:
+        assert 0.05 < float(tf.reduce_mean(tf.cast(scale == 0, tf.float32))) < 0.15
+    np.testing.assert_allclose(fused.numpy(), expected.numpy(), atol=2e-5)
+    for name, got, want in zip(["x", "bias", "residual", "gamma", "beta"], fused_gradients,
+                               expected_gradients):
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(),
+                                   tf.convert_to_tensor(want).numpy(), atol=2e-5,
+                                   err_msg=name)
+
+
+def test_the_fused_output_blocks_all_run_the_same_call():
+    """RESIDUAL_NORM_BLOCKS are replaced by one function: their sources must agree."""
+    # pylint: disable=import-outside-toplevel
+    import inspect
+
+    from transformers.models.bert import modeling_tf_bert
+    from transformers.models.electra import modeling_tf_electra
+    from transformers.models.roberta import modeling_tf_roberta
+
+    modules = (modeling_tf_bert, modeling_tf_roberta, modeling_tf_electra)
+    bodies = {name: inspect.getsource(getattr(module, name).call).split(":\n", 1)[1]
+              for name in RESIDUAL_NORM_BLOCKS
+              for module in modules if hasattr(module, name)}
+    assert set(bodies) == set(RESIDUAL_NORM_BLOCKS)
+    assert len(set(bodies.values())) == 1
+    assert bodies["TFBertOutput"].split() == [
+        "hidden_states", "=", "self.dense(inputs=hidden_states)",
+        "hidden_states", "=", "self.dropout(inputs=hidden_states,", "training=training)",
+        "hidden_states", "=", "self.LayerNorm(inputs=hidden_states", "+", "input_tensor)",
+        "return", "hidden_states"]
+
+
 def test_dropout_drops_at_the_rate_scales_exactly_and_masks_the_gradient_alike():
     x = tf.random.stateless_uniform([64, 100, 160], seed=[15, 16], minval=1.0, maxval=2.0)
     upstream = tf.random.stateless_uniform(x.shape, seed=[17, 18], minval=1.0, maxval=2.0)
@@ -144,6 +200,9 @@ def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type:
     assert "layer_norm_forward" not in plain_graph
     if model_type != "albert":  # ALBERT's GELU is the tanh approximation: not replaced
         assert "bias_gelu_forward" in fused_graph and "bias_gelu_gradient" in fused_graph
+    if model_type in ("bert", "roberta", "electra"):
+        assert "residual_norm_forward" in fused_graph
+        assert "residual_norm_gradient" in fused_graph
     for variable, fused_gradient, expected_gradient in zip(model.trainable_variables, fused,
                                                            expected):
         if expected_gradient is None:
