@@ -9,10 +9,14 @@ computing in float32 whatever the input's dtype:
 - `bias_gelu`: the bias add and exact (erf) GELU of BERT-family feed-forward
   blocks (the gradient kernel sums the bias gradient too);
 - `layer_norm`: Keras' `LayerNormalization` over the last axis, with its
-  gamma and beta.
+  gamma and beta;
+- `residual_layer_norm`: a BERT-style output block after its product:
+  bias add, dropout, residual add and layer norm (the gradient kernel sums
+  the bias gradient and applies the dropout mask too).
 
 `dropout` draws one 32-bit random word per two elements (16 bits each) and
-applies its mask as one product, in the forward pass and in the gradient.
+applies its mask as one product, in the forward pass and in the gradient;
+`residual_layer_norm` takes the same 16-bit draws and applies them in its kernels.
 
 `fused_training_kernels(model)` swaps these in while Keras traces the train step
 (around the first `fit`) and swaps the originals back after. Prediction, export
