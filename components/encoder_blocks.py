@@ -18,6 +18,12 @@ FEED_FORWARD_ACTIVATIONS = (("dense", "intermediate_act_fn"), ("lin1", "activati
 RESIDUAL_NORM_BLOCKS = ("TFBertSelfOutput", "TFBertOutput", "TFRobertaSelfOutput",
                         "TFRobertaOutput", "TFElectraSelfOutput", "TFElectraOutput")
 
+# Self-attention blocks scaling their scores by 1 / `sqrt_att_head_size`, adding the
+# attention mask, then softmax and dropout (tests/test_training_kernels.py checks the
+# lines that do it in each).
+SELF_ATTENTION_BLOCKS = ("TFBertSelfAttention", "TFRobertaSelfAttention",
+                         "TFElectraSelfAttention")
+
 # The families' transformers modules (each imports `stable_softmax` by name).
 FAMILY_MODULES = tuple(f"transformers.models.{family}.modeling_tf_{family}" for family in
                        ("bert", "roberta", "electra", "albert", "distilbert", "deberta_v2"))

@@ -36,7 +36,8 @@ import tf_keras as keras
 from absl import logging
 from transformers.activations_tf import gelu as exact_gelu
 
-from components.encoder_blocks import FEED_FORWARD_ACTIVATIONS, RESIDUAL_NORM_BLOCKS
+from components.encoder_blocks import (FEED_FORWARD_ACTIVATIONS, RESIDUAL_NORM_BLOCKS,
+                                       SELF_ATTENTION_BLOCKS)
 from components.layer_calls import class_call_replaced, instance_calls_replaced
 
 _SQRT_HALF = 1 / math.sqrt(2.0)
@@ -185,6 +186,42 @@ def _plain_layer_norm(layer, rank: int | None) -> bool:
             and layer.dtype == "float32")
 
 
+def _attention_probabilities(scores, mask, scale: float) -> tf.Tensor:
+    return tf.nn.softmax(tf.cast(scores, tf.float32) * scale + tf.cast(mask, tf.float32))
+
+
+@tf.function(jit_compile=True)
+def _attention_dropout_forward(scores, mask, keep_bits, scale: float, threshold: int):
+    return tf.cast(_attention_probabilities(scores, mask, scale)
+                   * _kept_scale(keep_bits, threshold), scores.dtype)
+
+
+@tf.function(jit_compile=True)
+def _attention_dropout_gradient(scores, mask, keep_bits, upstream, scale: float,
+                                threshold: int):
+    probabilities = _attention_probabilities(scores, mask, scale)
+    kept = tf.cast(upstream, tf.float32) * _kept_scale(keep_bits, threshold)
+    gradient = probabilities * (kept - tf.reduce_sum(kept * probabilities, -1, keepdims=True))
+    return tf.cast(gradient * scale, scores.dtype)
+
+
+def attention_dropout(scores: tf.Tensor, mask: tf.Tensor, keep_bits: tf.Tensor, scale: float,
+                      threshold: int) -> tf.Tensor:
+    """dropout(softmax(scores * scale + mask)) over the last axis, in float32, with
+    `dropout`'s 16-bit rule for `keep_bits` and `threshold` (0 drops nothing); the
+    gradient flows to `scores` only. One kernel forward, one for the gradient."""
+
+    @tf.custom_gradient
+    def fused(scores):
+        def gradient(upstream):
+            return _attention_dropout_gradient(scores, mask, keep_bits, upstream, scale,
+                                               threshold)
+
+        return _attention_dropout_forward(scores, mask, keep_bits, scale, threshold), gradient
+
+    return fused(scores)
+
+
 def _fused_layer_norms() -> contextlib.AbstractContextManager:
     """Keras LayerNormalization layers over the last axis call `layer_norm`."""
 
@@ -311,6 +348,47 @@ def _output_block_call(block, hidden_states: tf.Tensor, input_tensor: tf.Tensor,
     return tf.reshape(outputs, tf.shape(input_tensor))
 
 
+def _fusable_self_attention(block) -> bool:
+    """Whether `block` is a BERT, RoBERTa or ELECTRA self-attention block whose dropout
+    the kernel takes."""
+    dropout_layer = getattr(block, "dropout", None)
+    return (type(block).__name__ in SELF_ATTENTION_BLOCKS
+            and isinstance(dropout_layer, keras.layers.Dropout)
+            and _dropout_threshold(dropout_layer) is not None)
+
+
+def _self_attention_call(block, hidden_states: tf.Tensor, attention_mask, head_mask,
+                         encoder_hidden_states, encoder_attention_mask, past_key_value,
+                         output_attentions: bool, training=False) -> tuple[tf.Tensor]:
+    """A self-attention block's call in training (an encoder's, without head masks or
+    returned probabilities), its scale, mask, softmax and dropout in `attention_dropout`."""
+    if (training is not True or attention_mask is None or head_mask is not None
+            or encoder_hidden_states is not None or past_key_value is not None
+            or output_attentions or block.is_decoder):
+        return type(block).call(block, hidden_states, attention_mask, head_mask,
+                                encoder_hidden_states, encoder_attention_mask, past_key_value,
+                                output_attentions, training=training)
+    batch_size = tf.shape(hidden_states)[0]
+    query, key, value = (block.transpose_for_scores(layer(inputs=hidden_states), batch_size)
+                         for layer in (block.query, block.key, block.value))
+    scores = tf.matmul(query, key, transpose_b=True)
+    threshold = _dropout_threshold(block.dropout)
+    keep_bits = (random_halves(tf.shape(scores),
+                               block.dropout._random_generator.make_legacy_seed())  # pylint: disable=W0212
+                 if threshold else tf.zeros([], tf.uint16))
+    probabilities = attention_dropout(scores, attention_mask, keep_bits,
+                                      1 / block.sqrt_att_head_size, threshold)
+    outputs = tf.transpose(tf.matmul(probabilities, value), perm=[0, 2, 1, 3])
+    return (tf.reshape(outputs, (batch_size, -1, block.all_head_size)),)
+
+
+def _fused_self_attentions(model: keras.Model) -> contextlib.AbstractContextManager:
+    """The model's BERT-style self-attention blocks call `attention_dropout`; yields how
+    many."""
+    return instance_calls_replaced(filter(_fusable_self_attention, model.submodules),
+                                   _self_attention_call)
+
+
 def _fused_output_blocks(model: keras.Model) -> contextlib.AbstractContextManager:
     """The model's BERT-style output blocks call `residual_layer_norm`; yields how many."""
     return instance_calls_replaced(filter(_fusable_output_block, model.submodules),
@@ -327,8 +405,10 @@ def fused_training_kernels(model: keras.Model) -> Iterator[None]:
     outside it traces the plain layers.
     """
     with (_fused_exact_gelus(model) as gelu_blocks, _fused_output_blocks(model) as output_blocks,
-          _fused_layer_norms(), _fast_dropouts()):
+          _fused_self_attentions(model) as attention_blocks, _fused_layer_norms(),
+          _fast_dropouts()):
         logging.info("Training kernels: bias + GELU fused in %d feed-forward blocks, bias + "
-                     "dropout + residual + layer norm in %d output blocks; other layer norms "
-                     "and dropouts fused throughout", gelu_blocks, output_blocks)
+                     "dropout + residual + layer norm in %d output blocks, scale + mask + "
+                     "softmax + dropout in %d self-attention blocks; other layer norms and "
+                     "dropouts fused throughout", gelu_blocks, output_blocks, attention_blocks)
         yield

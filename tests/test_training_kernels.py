@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import training_kernels
-from components.encoder_blocks import RESIDUAL_NORM_BLOCKS
+from components.encoder_blocks import RESIDUAL_NORM_BLOCKS, SELF_ATTENTION_BLOCKS
 from components.model import build_classifier
 from components.trainer import keras_policy
 from tests.families import FAMILY_TYPES
@@ -119,6 +119,58 @@ def test_residual_layer_norm_is_layer_norm_of_the_dropped_out_sum(rate: float):
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("rate", [0.1, 0.0])
+def test_attention_dropout_is_dropout_of_the_softmax_of_the_scaled_masked_scores(rate: float):
+    scores = tf.random.stateless_normal([3, 4, 9, 9], seed=[1, 2]) * 4
+    mask = tf.constant([[[[0.0] * 7 + [-10000.0] * 2]], [[[0.0] * 9]], [[[0.0] * 5 + [-10000.0] * 4]]])
+    upstream = tf.random.stateless_normal(scores.shape, seed=[3, 4])
+    threshold = round(rate * 65536)
+    keep_bits = training_kernels.random_halves(tf.shape(scores), seed=5)
+    dropout_scale = tf.where(keep_bits >= threshold, 65536 / (65536 - threshold), 0.0)
+    expected, (expected_gradient,) = _value_and_gradients(
+        lambda scores: tf.nn.softmax(scores / 8 ** 0.5 + mask + 1e-9) * dropout_scale, scores,
+        upstream=upstream)
+    fused, (fused_gradient,) = _value_and_gradients(
+        lambda scores: training_kernels.attention_dropout(scores, mask, keep_bits, 1 / 8 ** 0.5,
+                                                          threshold), scores, upstream=upstream)
+    np.testing.assert_allclose(fused.numpy(), expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(fused_gradient.numpy(), expected_gradient.numpy(), atol=1e-6)
+    assert float(tf.reduce_max(fused[..., 7:][0])) == 0.0  # masked keys get no attention
+
+
+def test_the_fused_self_attention_blocks_compute_what_the_kernel_replaces():
+    """SELF_ATTENTION_BLOCKS' calls are replaced by one function: each must run these lines."""
+    # pylint: disable=import-outside-toplevel
+    import inspect
+
+    from transformers.models.bert import modeling_tf_bert
+    from transformers.models.electra import modeling_tf_electra
+    from transformers.models.roberta import modeling_tf_roberta
+
+    statements = [
+        "key_layer = self.transpose_for_scores(self.key(inputs=hidden_states), batch_size)",
+        "value_layer = self.transpose_for_scores(self.value(inputs=hidden_states), batch_size)",
+        "query_layer = self.transpose_for_scores(mixed_query_layer, batch_size)",
+        "attention_scores = tf.matmul(query_layer, key_layer, transpose_b=True)",
+        "dk = tf.cast(self.sqrt_att_head_size, dtype=attention_scores.dtype)",
+        "attention_scores = tf.divide(attention_scores, dk)",
+        "attention_scores = tf.add(attention_scores, attention_mask)",
+        "attention_probs = stable_softmax(logits=attention_scores, axis=-1)",
+        "attention_probs = self.dropout(inputs=attention_probs, training=training)",
+        "attention_output = tf.matmul(attention_probs, value_layer)",
+        "attention_output = tf.transpose(attention_output, perm=[0, 2, 1, 3])",
+        "attention_output = tf.reshape(tensor=attention_output, shape=(batch_size, -1, "
+        "self.all_head_size))"]
+    modules = (modeling_tf_bert, modeling_tf_roberta, modeling_tf_electra)
+    classes = [getattr(module, name) for name in SELF_ATTENTION_BLOCKS for module in modules
+               if hasattr(module, name)]
+    assert len(classes) == len(SELF_ATTENTION_BLOCKS)
+    for cls in classes:
+        lines = [" ".join(line.split()) for line in inspect.getsource(cls.call).splitlines()]
+        positions = [lines.index(statement) for statement in statements]
+        assert positions == sorted(positions), cls.__name__
+
+
 def test_the_fused_output_blocks_all_run_the_same_call():
     """RESIDUAL_NORM_BLOCKS are replaced by one function: their sources must agree."""
     # pylint: disable=import-outside-toplevel
@@ -201,8 +253,8 @@ def test_a_classifier_traced_with_the_kernels_has_the_same_gradients(model_type:
     if model_type != "albert":  # ALBERT's GELU is the tanh approximation: not replaced
         assert "bias_gelu_forward" in fused_graph and "bias_gelu_gradient" in fused_graph
     if model_type in ("bert", "roberta", "electra"):
-        assert "residual_norm_forward" in fused_graph
-        assert "residual_norm_gradient" in fused_graph
+        for kernel in ("residual_norm", "attention_dropout"):
+            assert f"{kernel}_forward" in fused_graph and f"{kernel}_gradient" in fused_graph
     for variable, fused_gradient, expected_gradient in zip(model.trainable_variables, fused,
                                                            expected):
         if expected_gradient is None:
