@@ -397,8 +397,10 @@ def _fused_output_blocks(model: keras.Model) -> contextlib.AbstractContextManage
 
 @contextlib.contextmanager
 def fused_training_kernels(model: keras.Model) -> Iterator[None]:
-    """While open, traces use `bias_gelu` in `model`'s feed-forward blocks, and `layer_norm`
-    and `dropout` in every Keras LayerNormalization and Dropout layer traced (of any model).
+    """While open, traces use `bias_gelu` in `model`'s feed-forward blocks,
+    `residual_layer_norm` in its BERT-style output blocks and `attention_dropout` in its
+    BERT-style self-attention blocks, and `layer_norm` and `dropout` in every other Keras
+    LayerNormalization and Dropout layer traced (of any model).
 
     Wrap the first `model.fit` (which traces the train step) in it. A later
     `fit` that retraces (a new batch shape under Keras' relaxed shapes, say)
