@@ -57,7 +57,7 @@ def flat_dense_products() -> contextlib.AbstractContextManager:
             if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
                     or inputs.shape.rank <= 2 or inputs.shape[-1] is None):
                 return original_call(layer, inputs)
-            return _flat_product(layer, inputs)
+            return _restore_leading_axes(_flat_product(layer, inputs), inputs, layer.units)
 
         return call
 
@@ -65,15 +65,20 @@ def flat_dense_products() -> contextlib.AbstractContextManager:
 
 
 def _flat_product(layer: keras.layers.Dense, inputs: tf.Tensor, scale: float = 1.0) -> tf.Tensor:
-    """The Dense layer on a 2-D view of `inputs`, its weights times `scale` (constants in
-    a frozen graph: the product folds once)."""
+    """The Dense layer on a 2-D view of `inputs` ([-1, units] out), its weights times
+    `scale` (constants in a frozen graph: the product folds once)."""
     kernel = layer.kernel if scale == 1.0 else layer.kernel * scale
     outputs = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)
     if layer.use_bias:
         outputs = tf.nn.bias_add(outputs, layer.bias if scale == 1.0 else layer.bias * scale)
     if layer.activation is not None:
         outputs = layer.activation(outputs)
-    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [layer.units]], 0))
+    return outputs
+
+
+def _restore_leading_axes(outputs: tf.Tensor, inputs: tf.Tensor, units: int) -> tf.Tensor:
+    """A 2-D [-1, units] product reshaped to the inputs' leading axes."""
+    return tf.reshape(outputs, tf.concat([tf.shape(inputs)[:-1], [units]], 0))
 
 
 @contextlib.contextmanager
@@ -92,7 +97,8 @@ def attention_scales_in_queries(model: keras.Model) -> Iterator[int]:
         if (not isinstance(inputs, tf.Tensor) or inputs.shape.rank is None
                 or inputs.shape[-1] is None):
             raise ValueError(f"{layer.name}: a query input of unknown width cannot be scaled")
-        return _flat_product(layer, inputs, scales[id(layer)])
+        return _restore_leading_axes(_flat_product(layer, inputs, scales[id(layer)]), inputs,
+                                     layer.units)
 
     try:
         for block in blocks:
@@ -134,8 +140,7 @@ def _output_block_inference(block, hidden_states: tf.Tensor, input_tensor: tf.Te
             or hidden_states.shape[-1] is None or not isinstance(dense, keras.layers.Dense)
             or dense.activation is not keras.activations.linear or not dense.use_bias):
         return type(block).call(block, hidden_states, input_tensor, training=training)
-    summed = (tf.nn.bias_add(tf.matmul(tf.reshape(hidden_states, [-1, hidden_states.shape[-1]]),
-                                       dense.kernel), dense.bias)
+    summed = (_flat_product(dense, hidden_states)
               + tf.reshape(tf.cast(input_tensor, dense.compute_dtype), [-1, dense.units]))
     return block.LayerNorm(tf.reshape(summed, tf.shape(input_tensor)))
 

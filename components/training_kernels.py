@@ -314,6 +314,16 @@ def _fast_dropouts() -> contextlib.AbstractContextManager:
     return class_call_replaced(keras.layers.Dropout, make_call)
 
 
+def _keep_bits(layer: keras.layers.Dropout, shape: tf.Tensor) -> tuple[tf.Tensor, int]:
+    """The 16-bit draws of a fused kernel's dropout mask of `shape`, seeded as the Keras
+    layer seeds its own, and `dropout`'s threshold for its rate (no draws for rate 0)."""
+    threshold = _dropout_threshold(layer)
+    if not threshold:
+        return tf.zeros([], tf.uint16), 0
+    return (random_halves(shape, layer._random_generator.make_legacy_seed()),  # pylint: disable=W0212
+            threshold)
+
+
 def _fusable_output_block(block) -> bool:
     """Whether `block` is a BERT, RoBERTa or ELECTRA (self-)output block, which computes
     LayerNorm(dropout(dense(hidden_states)) + input_tensor), with layers the kernel takes."""
@@ -338,10 +348,7 @@ def _output_block_call(block, hidden_states: tf.Tensor, input_tensor: tf.Tensor,
             or not _plain_layer_norm(norm, input_tensor.shape.rank)):
         return type(block).call(block, hidden_states, input_tensor, training=training)
     product = tf.matmul(tf.reshape(hidden_states, [-1, hidden_states.shape[-1]]), dense.kernel)
-    threshold = _dropout_threshold(block.dropout)
-    keep_bits = (random_halves(tf.shape(product),
-                               block.dropout._random_generator.make_legacy_seed())  # pylint: disable=W0212
-                 if threshold else tf.zeros([], tf.uint16))
+    keep_bits, threshold = _keep_bits(block.dropout, tf.shape(product))
     residual = tf.reshape(tf.cast(input_tensor, product.dtype), [-1, dense.units])
     outputs = residual_layer_norm(product, dense.bias, residual, keep_bits, norm.gamma,
                                   norm.beta, threshold, norm.epsilon)
@@ -372,10 +379,7 @@ def _self_attention_call(block, hidden_states: tf.Tensor, attention_mask, head_m
     query, key, value = (block.transpose_for_scores(layer(inputs=hidden_states), batch_size)
                          for layer in (block.query, block.key, block.value))
     scores = tf.matmul(query, key, transpose_b=True)
-    threshold = _dropout_threshold(block.dropout)
-    keep_bits = (random_halves(tf.shape(scores),
-                               block.dropout._random_generator.make_legacy_seed())  # pylint: disable=W0212
-                 if threshold else tf.zeros([], tf.uint16))
+    keep_bits, threshold = _keep_bits(block.dropout, tf.shape(scores))
     probabilities = attention_dropout(scores, attention_mask, keep_bits,
                                       1 / block.sqrt_att_head_size, threshold)
     outputs = tf.transpose(tf.matmul(probabilities, value), perm=[0, 2, 1, 3])
