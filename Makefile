@@ -24,8 +24,7 @@ test: $(VENV_STAMP)
 # The whole files: a slow test may build on the ones before it in its file.
 test-slow: $(VENV_STAMP)
 	.venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-		tests/test_run_compiled.py tests/test_pipeline_e2e.py tests/test_compile.py \
-		tests/test_notebook.py tests/test_encoders.py
+		tests/end_to_end tests/families/test_encoders.py
 
 notebook: $(VENV_STAMP)
 	.venv/bin/jupyter lab notebooks/walkthrough.ipynb $(ARGS)

@@ -3,8 +3,8 @@
     python benchmarks/bf16_quality.py --model artifacts/serving/qqp --tsv ../shared/data/qqp/dev.tsv
 
 Scores every pair of a labeled GLUE TSV twice with `qqp-tfx evaluate`'s scorer
-(pipeline.scoring.load_scorer, batch 64): `--precision float32`, then
-`bfloat16` (grappler's oneDNN bf16 rewrite, components.scoring_precision).
+(pipeline.cli.scoring.load_scorer, batch 64): `--precision float32`, then
+`bfloat16` (grappler's oneDNN bf16 rewrite, components.precision.scoring).
 Prints both metric sets, their differences, the largest probability
 difference and how many decisions flip, then one JSON object.
 """
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.throughput import bf16_flags, cpu_name  # noqa: E402
 from components.features import DECISION_THRESHOLD  # noqa: E402
-from pipeline import scoring  # noqa: E402
+from pipeline.cli import scoring  # noqa: E402
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model_dir = scoring.resolve_model_dir(args.model)
-    pairs = list(scoring.read_pairs(args.tsv, require_label=True))
+    pairs = list(scoring.open_pairs(args.tsv, require_label=True))
     labels = np.array([pair.is_duplicate for pair in pairs])
     probabilities = {precision: scoring.load_scorer(model_dir, args.batch_size, precision)(
                          pairs, None) for precision in ("float32", "bfloat16")}

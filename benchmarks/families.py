@@ -3,9 +3,9 @@
     python benchmarks/families.py [--family F [F ...]] [--workdir DIR]
         [--train-pairs 400] [--eval-pairs 200] [--epochs 1]
 
-For each family (default: all of components.families) it writes a tiny random
+For each family (default: all of components.families.table) it writes a tiny random
 checkpoint whose tokenizer files are trained on the bundled QQP questions
-(tests.families; no weights or vocabularies can be downloaded here), then runs
+(fixtures.families; no weights or vocabularies can be downloaded here), then runs
 `qqp-tfx run` with it on a slice of the bundled sample: ExampleGen to Pusher on
 the local runner, all runs in one metadata store. Ingestion is reused from the
 cache after the first run. It ends with `qqp-tfx runs`: one row per run.
@@ -28,8 +28,8 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from components.families import FAMILIES  # noqa: E402
-from tests import families  # noqa: E402
+from components.families.table import FAMILIES  # noqa: E402
+from fixtures import families  # noqa: E402
 
 CLI = str(REPO / ".venv" / "bin" / "qqp-tfx")
 

@@ -4,10 +4,10 @@
         [--sizes 8 16 32 64] [--pairs 1024]
 
 Exports the Trainer's classifier (the checkpoint's encoder; the head's weights do
-not change the speed) with each sub-batch size (components.export), using a
+not change the speed) with each sub-batch size (components.export.signatures), using a
 Transform output of a pipeline run (`<pipeline root>/Transform/transform_graph/<id>`),
 and times `predict_text` at batch 64 on the first N pairs of FILE, float32 and
-with the bf16 rewrite (components.scoring_precision), like benchmarks/throughput.py.
+with the bf16 rewrite (components.precision.scoring), like benchmarks/throughput.py.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow_text  # noqa: E402,F401  (the transform graph's tokenizer ops)
 import tensorflow_transform as tft  # noqa: E402
 
-from benchmarks.throughput import bf16_flags, cpu_name, read_pairs, serve_pairs_per_second  # noqa: E402
-from components.checkpoint import DEFAULT_CHECKPOINT, load_encoder, resolve_checkpoint  # noqa: E402
-from components.export import export_serving_model  # noqa: E402
-from components.model import build_classifier  # noqa: E402
+from benchmarks.throughput import bf16_flags, cpu_name, first_pairs, serve_pairs_per_second  # noqa: E402
+from components.export.signatures import export_serving_model  # noqa: E402
+from components.families.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint  # noqa: E402
+from components.families.encoders import load_encoder  # noqa: E402
+from components.model.classifier import build_classifier  # noqa: E402
 
 
 def main() -> None:
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     args = parser.parse_args()
 
-    pairs = read_pairs(args.tsv, args.pairs)
+    pairs = first_pairs(args.tsv, args.pairs)
     tft_output = tft.TFTransformOutput(args.transform_graph)
     print(f"cpu: {cpu_name()}; bf16 flags: {', '.join(bf16_flags()) or 'none'}")
     print(f"{'sub-batch':>10}{'float32':>10}{'bf16':>10}  pairs/s, predict_text batch 64")

@@ -11,7 +11,7 @@
 (b) Serving (with --model): pairs/s of the SavedModel's `predict_text` signature,
     raw text in (tokenization included), at batch 64 and at batch 1, in file order,
     in float32 and at the scoring precision `qqp-tfx predict` uses (`auto`: grappler's
-    bf16 rewrite where the CPU has avx512_bf16 or AMX, components.scoring_precision).
+    bf16 rewrite where the CPU has avx512_bf16 or AMX, components.precision.scoring).
 (c) With --peer-python: benchmarks/peer_pytorch.py run by that interpreter (a
     throwaway venv with torch and transformers 5) on the same pairs and checkpoint,
     float32 and bf16 autocast; ratios are ours over the faster of the two.
@@ -22,6 +22,7 @@ CPU model and its bf16/AMX flags.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -37,16 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components.checkpoint import DEFAULT_CHECKPOINT, load_encoder, resolve_checkpoint  # noqa: E402
-from components.hyperparameters import MIXED_PRECISION_POLICIES, Hyperparameters  # noqa: E402
-from components.model import build_classifier  # noqa: E402
-from components.precision import cpu_flags, resolve_policy  # noqa: E402
-from components.qqp_records import QqpPair, read_tsv_pairs  # noqa: E402
-from components.scoring_precision import scoring_precision  # noqa: E402
-from components.tokenization import load_tokenizer  # noqa: E402
-from components.trainer import compile_classifier, keras_policy  # noqa: E402
-from components.training_inputs import bucketed_batches  # noqa: E402
-from components.training_kernels import fused_training_kernels  # noqa: E402
+from components.data.records import QqpPair, read_pairs  # noqa: E402
+from components.families.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint  # noqa: E402
+from components.families.encoders import load_encoder  # noqa: E402
+from components.kernels.training import fused_training_kernels  # noqa: E402
+from components.model.classifier import build_classifier  # noqa: E402
+from components.precision.choices import MIXED_PRECISION_POLICIES  # noqa: E402
+from components.precision.keras_policy import cpu_flags, resolve_policy  # noqa: E402
+from components.precision.scoring import scoring_precision  # noqa: E402
+from components.text.tokenization import load_tokenizer  # noqa: E402
+from components.training.hyperparameters import Hyperparameters  # noqa: E402
+from components.training.inputs import bucketed_batches  # noqa: E402
+from components.training.trainer import compile_classifier, keras_policy  # noqa: E402
 
 PEER_SCRIPT = Path(__file__).resolve().parent / "peer_pytorch.py"
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")
@@ -68,11 +71,9 @@ def bf16_flags() -> list[str]:
     return sorted(set(BF16_FLAGS) & cpu_flags())
 
 
-def read_pairs(path: str, count: int) -> list[QqpPair]:
-    """The first `count` pairs of a GLUE TSV file."""
-    with open(path, "rb") as stream:
-        pairs = list(read_tsv_pairs(stream, path, require_label=True))
-    return pairs[:count]
+def first_pairs(path: str, count: int) -> list[QqpPair]:
+    """The first `count` pairs of a QQP file."""
+    return list(itertools.islice(read_pairs(path), count))
 
 
 def tokenized_dataset(pairs: list[QqpPair], checkpoint_dir: str, max_length: int
@@ -172,7 +173,7 @@ def main() -> None:
                              "benchmarks/peer_pytorch.py on the same pairs")
     args = parser.parse_args()
 
-    pairs = read_pairs(args.tsv, args.pairs)
+    pairs = first_pairs(args.tsv, args.pairs)
     policy = resolve_policy(args.precision)
     ours: dict[str, float | None] = dict.fromkeys(
         ("train_pairs_per_s", "serve_pairs_per_s_batch64", "serve_pairs_per_s_batch1",

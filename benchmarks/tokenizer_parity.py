@@ -13,7 +13,7 @@ on any difference.
 `bert` uses the offline default checkpoint's real vocabulary (or --checkpoint DIR, whose
 model_type picks the family). The other families' tokenizer files cannot be downloaded
 here: they are trained on --train-tsv's questions with the real algorithm
-(tests/families), then saved and reloaded by the family's fast tokenizer.
+(fixtures/families), then saved and reloaded by the family's fast tokenizer.
 --unicode also compares every Unicode code point (WordPiece: ids and normalized words of
 "a<c>a"; byte-level BPE: ids of <c> after letters, digits, spaces and punctuation);
 --speed also prints tokens per second of ours and of the fast tokenizer; --fuzz N adds N
@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
 
-from components.families import FAMILIES, read_model_type  # noqa: E402
-from components.tokenization import load_tokenizer, wordpiece  # noqa: E402
-from tests import families  # noqa: E402
+from components.families.table import FAMILIES, read_model_type  # noqa: E402
+from components.text.tokenization import load_tokenizer, wordpiece  # noqa: E402
+from fixtures import families  # noqa: E402
 
 SHARED_TRAIN = Path(__file__).resolve().parents[2] / "shared" / "data" / "qqp" / "train.tsv"
 
@@ -191,7 +191,7 @@ def main() -> int:
     parser.add_argument("--fuzz", type=int, default=0, help="also check N random tricky pairs")
     args = parser.parse_args()
 
-    q1, q2 = families.read_pairs(Path(args.tsv), args.limit)
+    q1, q2 = families.read_questions(Path(args.tsv), args.limit)
     if args.fuzz:
         f1, f2 = fuzz_pairs(args.fuzz)
         q1, q2 = q1 + f1, q2 + f2

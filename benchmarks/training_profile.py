@@ -32,14 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from benchmarks.throughput import cpu_name, bf16_flags, read_pairs, tokenized_dataset  # noqa: E402
-from components.checkpoint import DEFAULT_CHECKPOINT, load_encoder, resolve_checkpoint  # noqa: E402
-from components.hyperparameters import MIXED_PRECISION_POLICIES, Hyperparameters  # noqa: E402
-from components.model import build_classifier  # noqa: E402
-from components.precision import resolve_policy  # noqa: E402
-from components.trainer import compile_classifier, keras_policy  # noqa: E402
-from components.training_inputs import bucketed_batches  # noqa: E402
-from components.training_kernels import fused_training_kernels  # noqa: E402
+from benchmarks.throughput import bf16_flags, cpu_name, first_pairs, tokenized_dataset  # noqa: E402
+from components.families.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint  # noqa: E402
+from components.families.encoders import load_encoder  # noqa: E402
+from components.kernels.training import fused_training_kernels  # noqa: E402
+from components.model.classifier import build_classifier  # noqa: E402
+from components.precision.choices import MIXED_PRECISION_POLICIES  # noqa: E402
+from components.precision.keras_policy import resolve_policy  # noqa: E402
+from components.training.hyperparameters import Hyperparameters  # noqa: E402
+from components.training.inputs import bucketed_batches  # noqa: E402
+from components.training.trainer import compile_classifier, keras_policy  # noqa: E402
 
 Batch = tuple[dict[str, tf.Tensor], tf.Tensor]
 
@@ -86,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     checkpoint_dir = resolve_checkpoint(args.checkpoint)
-    pairs = read_pairs(args.tsv, args.pairs)
+    pairs = first_pairs(args.tsv, args.pairs)
     steps = len(pairs) // args.batch_size
     dataset = bucketed_batches(tokenized_dataset(pairs, checkpoint_dir, 128),
                                args.batch_size, seed=0)

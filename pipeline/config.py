@@ -18,8 +18,9 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
-                                        PAIR_ORDERS, Hyperparameters)
+from components.precision.choices import MIXED_PRECISION_POLICIES
+from components.training.hyperparameters import (DISTRIBUTION_STRATEGIES, PAIR_ORDERS,
+                                                 Hyperparameters)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"

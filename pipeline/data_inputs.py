@@ -19,7 +19,7 @@ import glob
 import os
 import tempfile
 
-from components.qqp_records import HF_SUFFIXES, TSV_SUFFIX, QqpDataError
+from components.data.records import HF_SUFFIXES, TSV_SUFFIX, QqpDataError
 
 HF_PREFIX = "hf:"
 TRAIN_PATTERNS = ("train.tsv", "train*.parquet", "train/*.arrow", "train*.arrow")

@@ -19,8 +19,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("components",)
 
 
-def _module_path(module: str) -> Path:
-    return REPO_ROOT.joinpath(*module.split(".")).with_suffix(".py")
+def module_source(module: str) -> Path | None:
+    """The source file of a project module or package (its __init__.py), if there is one."""
+    base = REPO_ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _with_packages(module: str) -> set[str]:
+    """`module` and the packages above it, whose __init__.py Python runs first."""
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts) + 1)}
 
 
 def _project_imports(path: Path) -> set[str]:
@@ -32,19 +43,21 @@ def _project_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.split(".")[0] in PROJECT_PACKAGES
-            and _module_path(name).is_file()}
+    return {module for name in names if name.split(".")[0] in PROJECT_PACKAGES
+            for module in _with_packages(name) if module_source(module) is not None}
 
 
 def module_closure(module: str) -> list[str]:
     """`module` and every project module it imports, directly or not, sorted."""
+    if module_source(module) is None:
+        raise ValueError(f"{module}: no such project module under {REPO_ROOT}")
     seen: set[str] = set()
-    pending = [module]
+    pending = sorted(_with_packages(module))
     while pending:
         name = pending.pop()
         if name not in seen:
             seen.add(name)
-            pending.extend(_project_imports(_module_path(name)) - seen)
+            pending.extend(_project_imports(module_source(name)) - seen)
     return sorted(seen)
 
 
@@ -52,7 +65,7 @@ def code_fingerprint(module: str) -> str:
     """A short hash of the source of `module` and of the project modules it imports."""
     digest = hashlib.sha256()
     for name in module_closure(module):
-        digest.update(name.encode() + b"\0" + _module_path(name).read_bytes())
+        digest.update(name.encode() + b"\0" + module_source(name).read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,17 +11,18 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import example_gen_pb2
 
-from components import example_gen, serving_pusher
-from components.blessing_gate import BlessingGate
-from components.data_gate import DataValidationGate
-from components.evaluator import Evaluator
-from components.hyperparameters import Hyperparameters
-from components.served_model import ServedModel
-from components.served_model_evaluator import ServedModelEvaluator
+from components.data import example_gen
+from components.data.validation_gate import DataValidationGate
+from components.evaluation.eval_configs import not_fine_tuned_eval_config, served_model_eval_config
+from components.evaluation.evaluator import Evaluator
+from components.evaluation.gate import BlessingGate
+from components.evaluation.served_model import ServedModel
+from components.evaluation.served_model_evaluator import ServedModelEvaluator
+from components.serving.pusher import ServingPusher
+from components.training.hyperparameters import Hyperparameters
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
-from pipeline.evaluation import not_fine_tuned_eval_config, served_model_eval_config
-from pipeline.fingerprint import code_fingerprint, file_fingerprint
+from pipeline.fingerprint import PROJECT_PACKAGES, code_fingerprint, file_fingerprint
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "schema.pbtxt"
 # Beam workers in other processes (multi-processing DirectRunner, Dataflow, Flink, Spark)
@@ -34,9 +36,18 @@ UNCACHED_NODES = ("ServedModel",)
 FINGERPRINT_PROPERTY = "code_fingerprint"
 
 
-def _fingerprinted(node: base_component.BaseComponent, module: str
-                   ) -> base_component.BaseComponent:
-    """`node` with the fingerprint of `module`'s code among its execution properties.
+def code_module(node: base_component.BaseComponent) -> str | None:
+    """The project module whose code `node` runs: its `preprocessing_fn` or `run_fn` module,
+    else its executor's module (None for TFX's own executors)."""
+    for key in ("preprocessing_fn", "run_fn"):
+        if node.exec_properties.get(key):
+            return node.exec_properties[key].rsplit(".", 1)[0]
+    module = getattr(node.executor_spec, "executor_class", type(None)).__module__
+    return module if module.split(".")[0] in PROJECT_PACKAGES else None
+
+
+def _fingerprinted(node: base_component.BaseComponent) -> base_component.BaseComponent:
+    """`node` with the fingerprint of its code (`code_module`) in its execution properties.
 
     TFX's cache key holds a node's execution properties but not the code of its
     executor: with the fingerprint there, editing the code (or a project module it
@@ -44,7 +55,13 @@ def _fingerprinted(node: base_component.BaseComponent, module: str
     the Trainers carry theirs in `custom_config` instead, where their code reads it
     (the Trainer keys its epoch backups with it).
     """
-    node.exec_properties[FINGERPRINT_PROPERTY] = code_fingerprint(module)
+    fingerprint = code_fingerprint(code_module(node))
+    custom_config = node.exec_properties.get("custom_config")
+    if custom_config is None:
+        node.exec_properties[FINGERPRINT_PROPERTY] = fingerprint
+    else:  # Transform and the Trainers: the JSON their code receives
+        node.exec_properties["custom_config"] = json.dumps(
+            {**json.loads(custom_config), FINGERPRINT_PROPERTY: fingerprint}, sort_keys=True)
     return node
 
 
@@ -62,17 +79,16 @@ def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
         input_config=input_config,
         output_config=output_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
-    ).with_id("QqpExampleGen"), "components.example_gen")
+    ).with_id("QqpExampleGen"))
 
 
 def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_fn: str
              ) -> tfx.components.Trainer:
-    return tfx.components.Trainer(
+    return _fingerprinted(tfx.components.Trainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
-        custom_config={**hparams.to_custom_config(),
-                       FINGERPRINT_PROPERTY: code_fingerprint(run_fn.rsplit(".", 1)[0])})
+        custom_config=hparams.to_custom_config()))
 
 
 def _beam_args(args: list[str]) -> list[str]:
@@ -105,31 +121,29 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"])
     data_gate = _fingerprinted(
-        DataValidationGate(anomalies=example_validator.outputs["anomalies"]),
-        "components.data_gate")
-    transform = tfx.components.Transform(
+        DataValidationGate(anomalies=example_validator.outputs["anomalies"]))
+    transform = _fingerprinted(tfx.components.Transform(
         examples=examples_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
-        preprocessing_fn="components.transform.preprocessing_fn",
+        preprocessing_fn="components.text.preprocessing.preprocessing_fn",
         disable_statistics=True,  # nothing reads Transform's statistics
         custom_config={"checkpoint": config.checkpoint,
-                       "max_seq_length": config.max_seq_length,
-                       FINGERPRINT_PROPERTY: code_fingerprint("components.transform")})
+                       "max_seq_length": config.max_seq_length}))
     transform.add_upstream_node(data_gate)
     trainer = _trainer(transform, config.hyperparameters(),
-                       "components.trainer.run_fn").with_id("Trainer")
+                       "components.training.trainer.run_fn").with_id("Trainer")
     not_fine_tuned = _trainer(transform, config.not_fine_tuned_hyperparameters(),
-                              "components.not_fine_tuned.run_fn").with_id("NotFineTunedModel")
+                              "components.training.not_fine_tuned.run_fn"
+                              ).with_id("NotFineTunedModel")
     evaluator = _fingerprinted(Evaluator(
         examples=examples_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=not_fine_tuned.outputs["model"],
         example_splits=["eval"],
         eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1),
-    ).with_id("Evaluator"), "components.evaluator")
+    ).with_id("Evaluator"))
     serving_dir = _local_or_remote(config.model_serving_dir)
-    served_model = _fingerprinted(ServedModel(serving_dir=serving_dir).with_id("ServedModel"),
-                                  "components.served_model")
+    served_model = _fingerprinted(ServedModel(serving_dir=serving_dir).with_id("ServedModel"))
     # Read once the candidate exists, so the snapshot is as recent as it can be.
     served_model.add_upstream_node(trainer)
     served_model_evaluator = _fingerprinted(ServedModelEvaluator(
@@ -138,21 +152,21 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         baseline_model=served_model.outputs["model"],
         example_splits=["eval"],
         eval_config=served_model_eval_config(config.baseline_margin),
-    ).with_id("ServedModelEvaluator"), "components.served_model_evaluator")
+    ).with_id("ServedModelEvaluator"))
     blessing_gate = _fingerprinted(BlessingGate(
         model=trainer.outputs["model"],
         not_fine_tuned_evaluation=evaluator.outputs["evaluation"],
         not_fine_tuned_blessing=evaluator.outputs["blessing"],
         served_model_evaluation=served_model_evaluator.outputs["evaluation"],
         served_model_blessing=served_model_evaluator.outputs["blessing"],
-    ).with_id("BlessingGate"), "components.blessing_gate")
-    pusher = _fingerprinted(serving_pusher.ServingPusher(
+    ).with_id("BlessingGate"))
+    pusher = _fingerprinted(ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
         examples=examples_gen.outputs["examples"],  # the warm-up requests' eval pairs
-    ).with_id("Pusher"), "components.serving_pusher")
+    ).with_id("Pusher"))
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,

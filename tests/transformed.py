@@ -20,7 +20,7 @@ class Transformed:
 
 def transform_sample(root: Path, checkpoint: Path, pairs: int, max_seq_length: int
                      ) -> Transformed:
-    """Runs tf.Transform (in-process Beam) with components.transform on bundled train pairs."""
+    """Runs tf.Transform (in-process Beam) with components.text.preprocessing on bundled train pairs."""
     # pylint: disable=import-outside-toplevel
     import apache_beam as beam
     import tensorflow_transform as tft
@@ -29,7 +29,7 @@ def transform_sample(root: Path, checkpoint: Path, pairs: int, max_seq_length: i
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-    from components.transform import preprocessing_fn
+    from components.text.preprocessing import preprocessing_fn
 
     raw_metadata = dataset_metadata.DatasetMetadata(text_format.Parse(
         (REPO_ROOT / "pipeline" / "schema" / "schema.pbtxt").read_text(), schema_pb2.Schema()))

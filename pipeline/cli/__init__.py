@@ -15,7 +15,7 @@ from pipeline.cli.parser import (QUIET_COMMANDS, build_parser, compile_config_fr
 from pipeline.config import COMPONENT_IDS, ConfigError, PipelineConfig
 
 if TYPE_CHECKING:
-    from components.qqp_records import QqpPair
+    from components.data.records import QqpPair
 
 # Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
 # 3 not blessed with --fail-if-not-blessed.
@@ -32,9 +32,10 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
     never loaded cannot be in the chain, and importing it (TFX) would cost seconds.
     """
     known = tuple(getattr(sys.modules[module], name) for module, name in (
-        ("components.qqp_records", "QqpDataError"), ("components.data_gate", "DataAnomaliesError"),
-        ("components.checkpoint", "CheckpointError"),
-        ("components.serving_pusher", "ServedModelChangedError"))
+        ("components.data.records", "QqpDataError"),
+        ("components.data.validation_gate", "DataAnomaliesError"),
+        ("components.families.checkpoint", "CheckpointError"),
+        ("components.serving.pusher", "ServedModelChangedError"))
         if module in sys.modules) + (ConfigError,)
     seen = set()
     while error is not None and id(error) not in seen:
@@ -49,7 +50,8 @@ def _check_checkpoint(config: PipelineConfig) -> None:
     """Checks that the checkpoint's family is supported, that it loads and takes
     `max_seq_length` tokens; else an error."""
     # pylint: disable=import-outside-toplevel
-    from components.checkpoint import check_checkpoint, usable_positions
+    from components.families.check import check_checkpoint
+    from components.families.encoders import usable_positions
 
     print(f"qqp-tfx: checking checkpoint {config.checkpoint}", file=sys.stderr)
     encoder_config = check_checkpoint(config.checkpoint)
@@ -61,10 +63,10 @@ def _check_checkpoint(config: PipelineConfig) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     # pylint: disable=import-outside-toplevel
-    from pipeline import progress
+    from pipeline.cli import progress
     from pipeline.results import data_summary, outcome, run_results
-    from pipeline.runners import local
     from pipeline.run_lock import run_lock
+    from pipeline.runners import local
 
     config = config_from_args(args).with_absolute_paths()
     progress.install(args.verbose)
@@ -96,8 +98,8 @@ def _run(args: argparse.Namespace) -> int:
 def _pairs_to_predict(args: argparse.Namespace) -> Iterator[QqpPair]:
     """The pairs `predict` scores: one from --question1/--question2, or those of --input
     (read as they are scored)."""
-    from pipeline import scoring  # pylint: disable=import-outside-toplevel
-    from components.qqp_records import QqpPair  # pylint: disable=import-outside-toplevel,redefined-outer-name
+    from components.data.records import QqpPair  # pylint: disable=import-outside-toplevel,redefined-outer-name
+    from pipeline.cli import scoring  # pylint: disable=import-outside-toplevel
 
     one_pair = (args.question1, args.question2)
     if args.input is not None:
@@ -106,7 +108,7 @@ def _pairs_to_predict(args: argparse.Namespace) -> Iterator[QqpPair]:
         if args.output and os.path.exists(args.output) and os.path.exists(args.input) and (
                 os.path.samefile(args.input, args.output)):  # streamed: writing would truncate it
             raise ConfigError(f"--output: {args.output} is the --input file; give another file")
-        return scoring.read_pairs(args.input, require_label=False, allow_empty=True)
+        return scoring.open_pairs(args.input, require_label=False, allow_empty=True)
     if None in one_pair:
         raise ConfigError("give --question1 and --question2 (both; empty strings are allowed), "
                           "or --input FILE")
@@ -122,7 +124,7 @@ def _predict(args: argparse.Namespace) -> None:
     # pylint: disable=import-outside-toplevel
     import contextlib
 
-    from pipeline import scoring
+    from pipeline.cli import scoring
 
     model_dir = scoring.resolve_model_dir(args.model)
     pairs = _pairs_to_predict(args)
@@ -140,9 +142,9 @@ def _predict(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     """Scores chunk by chunk, keeping only labels and probabilities; prints strict JSON."""
-    from pipeline import scoring  # pylint: disable=import-outside-toplevel
+    from pipeline.cli import scoring  # pylint: disable=import-outside-toplevel
 
-    pairs = scoring.read_pairs(args.input, require_label=True)
+    pairs = scoring.open_pairs(args.input, require_label=True)
     model_dir = scoring.resolve_model_dir(args.model)
     print(f"qqp-tfx: evaluating {model_dir} on {scoring.describe_input(args.input)}",
           file=sys.stderr)
@@ -174,8 +176,8 @@ def _compile(args: argparse.Namespace) -> None:
 
 def _run_compiled(args: argparse.Namespace) -> int:
     # pylint: disable=import-outside-toplevel
-    from pipeline.runners.compiled import CompiledRun, TaskFailedError, summary_lines
-    from pipeline.runners.compiled_spec import PathMap, load_spec
+    from pipeline.runners.dry_run.run import CompiledRun, TaskFailedError, summary_lines
+    from pipeline.runners.dry_run.spec import PathMap, load_spec
 
     if args.parallelism < 1:
         raise ConfigError(f"--parallelism: {args.parallelism}; give 1 or more")

@@ -9,11 +9,12 @@ import argparse
 import shlex
 from typing import Any
 
-from components.hyperparameters import (DISTRIBUTION_STRATEGIES, MIXED_PRECISION_POLICIES,
-                                        PAIR_ORDERS, SCORING_PRECISIONS)
+from components.precision.choices import MIXED_PRECISION_POLICIES, SCORING_PRECISIONS
+from components.training.hyperparameters import DISTRIBUTION_STRATEGIES, PAIR_ORDERS
 from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
                              load_config_file)
-from pipeline.runners.vertex import COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS, CompileOptions
+from pipeline.runners.vertex import (COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS,
+                                     CompileOptions)
 
 
 def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ straight through, so progress bars keep updating in place. Standard output is le
 it carries the commands' results (and Keras' progress bar).
 
 `stop()` (also run at exit) drains the pipe, restores descriptor 2 and prints the log's
-path once. The log (with the TFX and Beam logs `pipeline/progress.py` does not show) is
+path once. The log (with the TFX and Beam logs `pipeline/cli/progress.py` does not show) is
 `<pipeline root>/logs/run-<timestamp>.log` for `run` once the pipeline starts (see
 `set_log_path`; until then it waits in memory), `<local root>/logs/...` for
 `run-compiled`, else `<temp dir>/qqp-tfx-logs/<command>-<timestamp>.log`, created only
@@ -78,7 +78,7 @@ NOISE: tuple[Noise, ...] = (
     _noise(_TF_LOG + r"Could not find cuda drivers on your machine, GPU will not be used\."),
     # tensorflow/core/framework/local_rendezvous.cc: a tf.data iterator ended (every epoch).
     _noise(_TF_LOG + r"Local rendezvous is aborting with status: OUT_OF_RANGE: End of sequence"),
-    # XLA, when the Trainer's fused kernels (components/training_kernels.py) first compile:
+    # XLA, when the Trainer's fused kernels (components/kernels/training.py) first compile:
     # absl's notice before its logging starts, the CPU "device" XLA uses (two lines) and
     # "Compiled cluster using XLA!", each once per process.
     _noise(r"WARNING: All log messages before absl::InitializeLog\(\) is called are written "
@@ -98,10 +98,15 @@ NOISE: tuple[Noise, ...] = (
     # transformers, same place: every weight loaded (good news), with its second line.
     _noise(r"All the weights of \w+ were initialized from the PyTorch model\.$",
            r"If your task is similar to the task the model of the checkpoint was trained on"),
-    # TFX (dsl/components/base/base_component.py) via pipeline/progress.py: our components
-    # set custom_executor_spec on purpose.
+    # Warnings of absl/TFX records, as pipeline/cli/progress.py words them ("  warning: ..."):
+    # TFX (dsl/components/base/base_component.py): our components set custom_executor_spec
+    # on purpose; TFX 1.16's resolver and ExampleGen on every run; TFT traces the vocabulary
+    # table inside a tf.function by design.
     _noise(r"  warning: `custom_executor_spec` is deprecated\. Please customize component "
            r"directly\.$"),
+    _noise(r"  warning: ArtifactQuery\.property_predicate is not supported\."),
+    _noise(r"  warning: Tables initialized inside a tf\.function"),
+    _noise(r"  warning: Examples artifact does not have payload_format custom property\."),
     # TensorFlow's deprecation notices (tensorflow/python/util/deprecation.py) for calls from
     # inside the installed libraries (TFMA's tf_record_iterator in `report`): the notice,
     # "Instructions for updating:" and up to three lines of instructions.

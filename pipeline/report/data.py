@@ -80,7 +80,7 @@ def gather_report(metadata_path: str) -> ReportData:
 
     run = run_results.latest_run(metadata_path)
     run_id, run_time, data_location = _run_context(metadata_path)
-    has_statistics = _has_output(run, "StatisticsGen", "statistics")
+    has_statistics = run_results.has_output(run, "StatisticsGen", "statistics")
     data = ReportData(
         run_id=run_id, run_time=run_time, metadata_path=metadata_path,
         data_location=data_location,
@@ -88,7 +88,7 @@ def gather_report(metadata_path: str) -> ReportData:
         splits=_split_reports(run["StatisticsGen"]) if has_statistics else [])
     if not has_statistics:
         data.missing.append("StatisticsGen produced no statistics in this run")
-    if _has_output(run, "Evaluator", "evaluation"):
+    if run_results.has_output(run, "Evaluator", "evaluation"):
         _add_evaluation(data, run)
     else:
         data.missing.append("the Evaluator produced no evaluation in this run")
@@ -105,11 +105,6 @@ def _add_every_run(data: ReportData) -> None:
     except Exception as error:  # pylint: disable=broad-except
         # The latest run's report stands on its own; the listing is extra.
         data.missing.append(f"could not list every run: {type(error).__name__}: {error}")
-
-
-def _has_output(run: Mapping[str, Any], node: str, key: str) -> bool:
-    """Whether `node` ran (or was cached) in `run` and recorded an output under `key`."""
-    return node in run and bool(run[node].outputs.get(key))
 
 
 def _run_context(metadata_path: str) -> tuple[str, str, str | None]:
@@ -163,7 +158,7 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     data.gated_metrics = tuple(GATED_METRICS.values())
     data.slice_feature = SLICE_FEATURE
     data.threshold = DECISION_THRESHOLD
-    if not _has_output(run, "Pusher", "pushed_model"):
+    if not run_results.has_output(run, "Pusher", "pushed_model"):
         data.missing.append("the run stopped before the blessing and the push")
         return
     verdict = outcome.collect(run_results.latest_run_id(data.metadata_path), dict(run))

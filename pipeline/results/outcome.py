@@ -13,7 +13,7 @@ import math
 import os
 from typing import Any
 
-from components.blessings import NO_BASELINE_KEY
+from components.evaluation.blessing_keys import NO_BASELINE_KEY
 from components.features import CANDIDATE, METRIC_TITLES, NOT_FINE_TUNED, SERVED
 from pipeline.results.run_results import NodeResult
 

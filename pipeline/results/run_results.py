@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import Any, Mapping
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -59,6 +59,11 @@ class NodeResult:
     def output_uri(self, key: str) -> str:
         """The URI of the single artifact output under `key`."""
         return self.outputs[key][0].uri
+
+
+def has_output(run: Mapping[str, NodeResult], node: str, key: str) -> bool:
+    """Whether `node` ran (or was cached) in `run` and recorded an output under `key`."""
+    return node in run and bool(run[node].outputs.get(key))
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:

@@ -53,6 +53,7 @@ import os
 from typing import Any, Callable, Sequence
 
 from components.features import CANDIDATE, NOT_FINE_TUNED
+from pipeline.results import run_results
 
 ACCURACY, F1 = "binary_accuracy", "f1_score"  # TFMA metric names
 UNKNOWN = "unknown"
@@ -98,9 +99,6 @@ def read_runs(metadata_path: str) -> list[RunSummary]:
 
     FileNotFoundError if there is no store there; an empty list if it holds no run.
     """
-    # pylint: disable=import-outside-toplevel
-    from pipeline.results import run_results
-
     store = run_results.open_store(metadata_path)
     metrics_cache: dict[tuple[str, str], dict[str, float]] = {}
     family_cache: dict[str, str | None] = {}
@@ -157,10 +155,6 @@ def _guarded(summary: RunSummary, what: str, read: Callable[[], None]) -> None:
         summary.problems.append(f"{what}: {type(error).__name__}: {error}")
 
 
-def _has_output(run: dict[str, Any], node: str, key: str) -> bool:
-    return node in run and bool(run[node].outputs.get(key))
-
-
 def _read_settings(summary: RunSummary, run: dict[str, Any]) -> None:
     """Checkpoint, data and hyperparameters, from the executions' properties.
 
@@ -187,7 +181,7 @@ def _read_counts(summary: RunSummary, run: dict[str, Any]) -> None:
     # pylint: disable-next=import-outside-toplevel
     from pipeline.results import data_summary
 
-    if not _has_output(run, "StatisticsGen", "statistics"):
+    if not run_results.has_output(run, "StatisticsGen", "statistics"):
         return
     counts = data_summary.split_counts(run["StatisticsGen"])
     summary.train_pairs = counts["train"][0] if "train" in counts else None
@@ -199,7 +193,7 @@ def _read_metrics(summary: RunSummary, run: dict[str, Any],
     # pylint: disable-next=import-outside-toplevel
     from pipeline.results import outcome
 
-    if not _has_output(run, "Evaluator", "evaluation"):
+    if not run_results.has_output(run, "Evaluator", "evaluation"):
         return
     uri = run["Evaluator"].output_uri("evaluation")
     for role in (CANDIDATE, NOT_FINE_TUNED):
@@ -214,7 +208,7 @@ def _read_verdict(summary: RunSummary, run: dict[str, Any]) -> None:
     # pylint: disable-next=import-outside-toplevel
     from pipeline.results import outcome
 
-    if _has_output(run, "BlessingGate", "blessing"):
+    if run_results.has_output(run, "BlessingGate", "blessing"):
         summary.blessed, summary.verdict = outcome.blessing_verdict(run["BlessingGate"])
 
 
@@ -222,7 +216,7 @@ def _read_push(summary: RunSummary, run: dict[str, Any]) -> None:
     # pylint: disable-next=import-outside-toplevel
     from pipeline.results import outcome
 
-    if not _has_output(run, "Pusher", "pushed_model"):
+    if not run_results.has_output(run, "Pusher", "pushed_model"):
         return
     pushed_to, already_served = outcome.push_result(run["Pusher"])
     summary.already_served = already_served if pushed_to else None
@@ -245,7 +239,7 @@ def _real(value: Any) -> float | None:
 def _local_checkpoint_dir(checkpoint: str) -> str | None:
     """The checkpoint's local directory if it is on this machine; never downloads."""
     # pylint: disable-next=import-outside-toplevel
-    from components.checkpoint import DEFAULT_CHECKPOINT, looks_local, resolve_checkpoint
+    from components.families.checkpoint import DEFAULT_CHECKPOINT, looks_local, resolve_checkpoint
 
     if "://" in checkpoint:  # resolving would copy it from remote storage
         return None
@@ -267,7 +261,7 @@ def checkpoint_family(checkpoint: str) -> str | None:
     """
     try:
         # pylint: disable-next=import-outside-toplevel
-        from components.families import read_model_type
+        from components.families.table import read_model_type
 
         directory = _local_checkpoint_dir(checkpoint)
         return None if directory is None else read_model_type(directory)

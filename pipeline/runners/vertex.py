@@ -17,7 +17,7 @@ steps read must exist there or be remote:
 The gate decides as it does under LocalDagRunner: the baseline is the newest version
 in the serving directory, read at run time by the ServedModel step, whose cache is
 switched off in the spec (`UNCACHED_NODES`). `qqp-tfx run-compiled` executes a
-compiled spec on this machine, task by task (`pipeline.runners.compiled`). KFP v1
+compiled spec on this machine, task by task (`pipeline.runners.dry_run.run`). KFP v1
 (Argo, `KubeflowDagRunner`) is gone from TFX 1.16: `--target kubeflow` explains that.
 """
 
@@ -29,9 +29,9 @@ import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components.checkpoint import DEFAULT_CHECKPOINT, looks_local
-from pipeline.config import (PATH, POSITIVE, REPO_ROOT, ConfigError, PipelineConfig, Rule,
-                             coerce, coerce_fields, not_empty)
+from components.families.checkpoint import DEFAULT_CHECKPOINT, looks_local
+from pipeline.config import (PATH, POSITIVE, REPO_ROOT, ConfigError, PipelineConfig, Rule, coerce,
+                             coerce_fields, not_empty)
 
 if TYPE_CHECKING:  # pipeline.data_inputs imports Beam and TensorFlow: only inside commands
     from pipeline.data_inputs import DataInput

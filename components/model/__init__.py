@@ -1,0 +1,1 @@
+"""The Keras pair classifier on top of an encoder, and how pair order is trained and scored."""

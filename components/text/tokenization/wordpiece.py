@@ -1,0 +1,234 @@
+"""In-graph WordPiece tokenization (BERT, DistilBERT, ELECTRA), matching `BertTokenizerFast`.
+
+Only TensorFlow and tensorflow_text ops are used, so the tokenizer can live inside a
+`tf.function`, a tensorflow-transform `preprocessing_fn` or a SavedModel. The vocabulary
+is read through a `tf.lookup` table initialized from the checkpoint's vocab.txt, which
+therefore becomes an asset of any SavedModel (or TFT transform graph) that uses it.
+
+The pipeline mirrors the Rust `tokenizers` implementation step by step:
+  1. special tokens ("[SEP]", ...) written literally in the raw text are kept whole,
+  2. BertNormalizer: drop control/format/private-use chars, map whitespace to " ", put
+     spaces around CJK ideographs, NFD + remove non-spacing marks, per-char lowercase,
+  3. BertPreTokenizer: split on whitespace and isolate every punctuation char,
+  4. WordPiece (greedy longest match, words over 100 chars or unmatchable -> [UNK]),
+  5. [CLS] a [SEP] b [SEP] with `longest_first` truncation (components.text.tokenization.base).
+tensorflow_text's own BERT normalizers fold compatibility characters (NFKC), and RE2's
+\\p{..} classes follow a newer Unicode version than `tokenizers` (which classifies chars
+with the `unicode_categories` crate, Unicode 9.0), so the character classes are spelled
+out explicitly below. They were extracted code point by code point from tokenizers 0.22;
+`benchmarks/tokenizer_parity.py --unicode` re-checks every code point. Known difference:
+tf.strings.lower (ICU) lacks the 95 case mappings added in Unicode 14-16 (e.g. U+2C2F,
+U+A7C0, Vithkuqi, Garay); neither case of those letters is in BERT vocabularies, so the
+ids are still identical.
+
+Loading a graph that contains these ops requires `import tensorflow_text` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from components.text.tokenization.base import PairTemplate, Tokenizer
+from components.text.tokenization.unicode_classes import PUNCTUATION, char_class, literal
+
+# Chars removed by BertNormalizer's clean_text (Cc/Cf/Co minus \t\n\r, plus U+0000 and
+# U+FFFD). U+0000 and U+0001 are turned into U+FFFD beforehand (see _SENTINEL).
+_CONTROL = (
+    "2-8 B-C E-1F 7F-9F AD 600-605 61C 6DD 70F 180E 200B-200F 202A-202E 2060-2064 "
+    "2066-206F E000-F8FF FEFF FFF9-FFFB FFFD 110BD 1BCA0-1BCA3 1D173-1D17A E0001 "
+    "E0020-E007F F0000-FFFFD 100000-10FFFD"
+)
+# Chars mapped to " " by clean_text (\t\n\r and Unicode White_Space that survive the filter).
+_WHITESPACE = "9-A D A0 1680 2000-200A 2028-2029 202F 205F 3000"
+# "Chinese characters" (tokenizers normalizers/bert.rs: is_chinese_char).
+_CJK = "3400-4DBF 4E00-9FFF F900-FAFF 20000-2A6DF 2A700-2B81F 2B920-2CEAF 2F800-2FA1F"
+# Non-spacing marks (Mn, Unicode 9.0) removed after NFD when stripping accents.
+_MN = (
+    "300-36F 483-487 591-5BD 5BF 5C1-5C2 5C4-5C5 5C7 610-61A 64B-65F 670 6D6-6DC 6DF-6E4 "
+    "6E7-6E8 6EA-6ED 711 730-74A 7A6-7B0 7EB-7F3 816-819 81B-823 825-827 829-82D 859-85B "
+    "8E3-902 93A 93C 941-948 94D 951-957 962-963 981 9BC 9C1-9C4 9CD 9E2-9E3 A01-A02 A3C "
+    "A41-A42 A47-A48 A4B-A4D A51 A70-A71 A75 A81-A82 ABC AC1-AC5 AC7-AC8 ACD AE2-AE3 B01 "
+    "B3C B3F B41-B44 B4D B56 B62-B63 B82 BC0 BCD C00 C3E-C40 C46-C48 C4A-C4D C55-C56 "
+    "C62-C63 C81 CBC CBF CC6 CCC-CCD CE2-CE3 D01 D41-D44 D4D D62-D63 DCA DD2-DD4 DD6 E31 "
+    "E34-E3A E47-E4E EB1 EB4-EB9 EBB-EBC EC8-ECD F18-F19 F35 F37 F39 F71-F7E F80-F84 "
+    "F86-F87 F8D-F97 F99-FBC FC6 102D-1030 1032-1037 1039-103A 103D-103E 1058-1059 "
+    "105E-1060 1071-1074 1082 1085-1086 108D 109D 135D-135F 1712-1714 1732-1734 1752-1753 "
+    "1772-1773 17B4-17B5 17B7-17BD 17C6 17C9-17D3 17DD 180B-180D 18A9 1920-1922 1927-1928 "
+    "1932 1939-193B 1A17-1A18 1A1B 1A56 1A58-1A5E 1A60 1A62 1A65-1A6C 1A73-1A7C 1A7F "
+    "1AB0-1ABD 1B00-1B03 1B34 1B36-1B3A 1B3C 1B42 1B6B-1B73 1B80-1B81 1BA2-1BA5 1BA8-1BA9 "
+    "1BAB-1BAD 1BE6 1BE8-1BE9 1BED 1BEF-1BF1 1C2C-1C33 1C36-1C37 1CD0-1CD2 1CD4-1CE0 "
+    "1CE2-1CE8 1CED 1CF4 1CF8-1CF9 1DC0-1DF5 1DFC-1DFF 20D0-20DC 20E1 20E5-20F0 2CEF-2CF1 "
+    "2D7F 2DE0-2DFF 302A-302D 3099-309A A66F A674-A67D A69E-A69F A6F0-A6F1 A802 A806 A80B "
+    "A825-A826 A8C4 A8E0-A8F1 A926-A92D A947-A951 A980-A982 A9B3 A9B6-A9B9 A9BC A9E5 "
+    "AA29-AA2E AA31-AA32 AA35-AA36 AA43 AA4C AA7C AAB0 AAB2-AAB4 AAB7-AAB8 AABE-AABF AAC1 "
+    "AAEC-AAED AAF6 ABE5 ABE8 ABED FB1E FE00-FE0F FE20-FE2F 101FD 102E0 10376-1037A "
+    "10A01-10A03 10A05-10A06 10A0C-10A0F 10A38-10A3A 10A3F 10AE5-10AE6 11001 11038-11046 "
+    "1107F-11081 110B3-110B6 110B9-110BA 11100-11102 11127-1112B 1112D-11134 11173 "
+    "11180-11181 111B6-111BE 111CA-111CC 1122F-11231 11234 11236-11237 112DF 112E3-112EA "
+    "11300-11301 1133C 11340 11366-1136C 11370-11374 114B3-114B8 114BA 114BF-114C0 "
+    "114C2-114C3 115B2-115B5 115BC-115BD 115BF-115C0 115DC-115DD 11633-1163A 1163D "
+    "1163F-11640 116AB 116AD 116B0-116B5 116B7 1171D-1171F 11722-11725 11727-1172B "
+    "16AF0-16AF4 16B30-16B36 16F8F-16F92 1BC9D-1BC9E 1D167-1D169 1D17B-1D182 1D185-1D18B "
+    "1D1AA-1D1AD 1D242-1D244 1DA00-1DA36 1DA3B-1DA6C 1DA75 1DA84 1DA9B-1DA9F 1DAA1-1DAAF "
+    "1E8D0-1E8D6 E0100-E01EF"
+)
+# Special tokens found verbatim in the raw text are replaced by "\x01<i>\x01" words; raw
+# U+0000/U+0001 are first turned into U+FFFD (all three are dropped by clean_text) so they
+# cannot clash (and tf.strings.lower would stop at U+0000).
+_SENTINEL = "\x01{}\x01"
+_MAX_CHARS_PER_WORD = 100  # tokenizers WordPiece.max_input_chars_per_word
+
+
+_CONTROL_RE = char_class(_CONTROL)
+_WHITESPACE_RE = char_class(_WHITESPACE)
+_CJK_RE = char_class(_CJK)
+_MN_RE = char_class(_MN)
+_PUNCT_RE = char_class(PUNCTUATION)
+
+
+def _read_vocab(vocab_file: str) -> dict[str, int]:
+    with tf.io.gfile.GFile(vocab_file, "r") as f:
+        return {line.rstrip("\n"): i for i, line in enumerate(f)}
+
+
+@dataclasses.dataclass(frozen=True)
+class WordPieceSpec:
+    """What the in-graph tokenizer needs to know about a Hugging Face BERT checkpoint."""
+
+    vocab_file: str
+    do_lower_case: bool
+    tokenize_chinese_chars: bool = True
+    strip_accents: bool | None = None  # None: strip accents iff do_lower_case
+    unk_token: str = "[UNK]"
+    sep_token: str = "[SEP]"
+    pad_token: str = "[PAD]"
+    cls_token: str = "[CLS]"
+    mask_token: str = "[MASK]"
+    # Derived from vocab_file.
+    unk_id: int = dataclasses.field(init=False)
+    sep_id: int = dataclasses.field(init=False)
+    pad_id: int = dataclasses.field(init=False)
+    cls_id: int = dataclasses.field(init=False)
+    mask_id: int = dataclasses.field(init=False)
+    vocab_size: int = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vocab_file", os.fspath(self.vocab_file))
+        vocab = _read_vocab(self.vocab_file)
+        for name in ("unk", "sep", "pad", "cls", "mask"):
+            token = getattr(self, f"{name}_token")
+            if token not in vocab:
+                raise ValueError(f"{name}_token {token!r} is not in {self.vocab_file}")
+            object.__setattr__(self, f"{name}_id", vocab[token])
+        object.__setattr__(self, "vocab_size", len(vocab))
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        """Tokens that Hugging Face matches verbatim in the raw text."""
+        return (self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token)
+
+
+def load_wordpiece_spec(checkpoint_dir: str | os.PathLike) -> WordPieceSpec:
+    """Reads vocab.txt and tokenizer_config.json of a WordPiece checkpoint directory."""
+    checkpoint_dir = os.fspath(checkpoint_dir)
+    config_path = os.path.join(checkpoint_dir, "tokenizer_config.json")
+    config = {}
+    if tf.io.gfile.exists(config_path):
+        with tf.io.gfile.GFile(config_path, "r") as f:
+            config = json.load(f)
+    tokens = {
+        key: config[key]
+        for key in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        if isinstance(config.get(key), str)
+    }
+    return WordPieceSpec(
+        vocab_file=os.path.join(checkpoint_dir, "vocab.txt"),
+        do_lower_case=bool(config.get("do_lower_case", True)),
+        tokenize_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
+        strip_accents=config.get("strip_accents"),
+        **tokens,
+    )
+
+
+def create_vocab_table(spec: WordPieceSpec) -> tf.lookup.StaticHashTable:
+    """Token -> id table initialized from spec.vocab_file (tracked as a SavedModel asset)."""
+    initializer = tf.lookup.TextFileInitializer(
+        spec.vocab_file,
+        key_dtype=tf.string,
+        key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+        value_dtype=tf.int64,
+        value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value=-1)
+
+
+def _normalize(text: tf.Tensor, spec: WordPieceSpec) -> tf.Tensor:
+    """Hugging Face BertNormalizer (clean_text=True) on a tf.string tensor of any shape."""
+    text = tf.strings.regex_replace(text, _CONTROL_RE, "")
+    text = tf.strings.regex_replace(text, _WHITESPACE_RE, " ")
+    if spec.tokenize_chinese_chars:
+        text = tf.strings.regex_replace(text, _CJK_RE, r" \0 ")
+    strip_accents = spec.do_lower_case if spec.strip_accents is None else spec.strip_accents
+    if strip_accents:
+        text = tf_text.normalize_utf8(text, "NFD")
+        text = tf.strings.regex_replace(text, _MN_RE, "")
+    if spec.do_lower_case:
+        # Rust lowercases char by char; ICU (tf.strings.lower) would apply the final-sigma rule.
+        text = tf.strings.regex_replace(text, "\u03a3", "\u03c3")
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+
+def _split_words(text: tf.Tensor, spec: WordPieceSpec) -> tf.RaggedTensor:
+    """[batch] raw strings -> [batch, (words)] normalized, pre-tokenized words."""
+    text = tf.strings.regex_replace(text, r"[\x{0}\x{1}]", "\ufffd")
+    for i, token in enumerate(spec.special_tokens):
+        text = tf.strings.regex_replace(text, literal(token), " " + _SENTINEL.format(i) + " ")
+    words = tf_text.regex_split(
+        _normalize(text, spec),
+        delim_regex_pattern=f" +|{_PUNCT_RE}",
+        keep_delim_regex_pattern=_PUNCT_RE,
+    )
+
+    def restore(flat_words: tf.Tensor) -> tf.Tensor:
+        too_long = tf.strings.length(flat_words, unit="UTF8_CHAR") > _MAX_CHARS_PER_WORD
+        flat_words = tf.where(too_long, spec.unk_token, flat_words)
+        for i, token in enumerate(spec.special_tokens):
+            flat_words = tf.where(tf.equal(flat_words, _SENTINEL.format(i)), token, flat_words)
+        return flat_words
+
+    return tf.ragged.map_flat_values(restore, words)
+
+
+class WordPieceTokenizer(Tokenizer):
+    """A BERT-style checkpoint's WordPiece tokenizer; [CLS] A [SEP] B [SEP] pairs."""
+
+    def __init__(self, spec: WordPieceSpec) -> None:
+        super().__init__(name="wordpiece_tokenizer")
+        self.spec = spec
+        self.vocab_table = create_vocab_table(spec)
+        self.template = PairTemplate(start=(spec.cls_id,), middle=(spec.sep_id,),
+                                     end=(spec.sep_id,), pad_id=spec.pad_id)
+
+    @tf.autograph.experimental.do_not_convert
+    def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] tf.string -> [batch, (tokens)] int64 WordPiece ids, without special tokens."""
+        wordpiece = tf_text.WordpieceTokenizer(
+            self.vocab_table,
+            token_out_type=tf.int64,
+            max_bytes_per_word=4 * _MAX_CHARS_PER_WORD,  # longer words were already replaced
+            unknown_token=self.spec.unk_token,
+        )
+        ids = wordpiece.tokenize(_split_words(tf.reshape(text, [-1]), self.spec))
+        return ids.merge_dims(1, 2)
+
+
+def load(checkpoint_dir: str, model_type: str = "bert") -> WordPieceTokenizer:
+    """The WordPiece tokenizer of a bert, distilbert or electra checkpoint directory."""
+    del model_type  # the three families share BertTokenizerFast's algorithm
+    return WordPieceTokenizer(load_wordpiece_spec(checkpoint_dir))

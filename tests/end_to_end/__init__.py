@@ -1,0 +1,1 @@
+"""End-to-end tests: the whole pipeline on both runners, the compiled spec and the notebook: the slow files (make test-slow runs them whole)."""
