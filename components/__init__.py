@@ -1,7 +1,8 @@
-"""The code the pipeline runs: one package per idea, each a unit of the cache.
+"""The code the pipeline runs, one package per idea (each says what it is for).
 
-Layers, highest first (checked by import-linter, see pyproject.toml):
+Layers, highest first (import-linter contracts in pyproject.toml, checked in make test):
 training | evaluation -> serving -> export -> model | kernels | text | data ->
-precision -> families; features and tensors are shared leaf modules.
-`components` never imports `pipeline`.
+precision -> families -> the shared leaf modules features, tensors and file_trees.
+`components` never imports `pipeline`. A component's cache key holds the fingerprint of
+its module and of every module here that it imports (pipeline.fingerprint).
 """
