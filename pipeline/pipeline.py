@@ -55,7 +55,10 @@ def _fingerprinted(node: base_component.BaseComponent) -> base_component.BaseCom
     the Trainers carry theirs in `custom_config` instead, where their code reads it
     (the Trainer keys its epoch backups with it).
     """
-    fingerprint = code_fingerprint(code_module(node))
+    module = code_module(node)
+    if module is None:
+        raise ValueError(f"{node.id} runs no project code: nothing to fingerprint")
+    fingerprint = code_fingerprint(module)
     custom_config = node.exec_properties.get("custom_config")
     if custom_config is None:
         node.exec_properties[FINGERPRINT_PROPERTY] = fingerprint
