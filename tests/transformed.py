@@ -20,7 +20,8 @@ class Transformed:
 
 def transform_sample(root: Path, checkpoint: Path, pairs: int, max_seq_length: int
                      ) -> Transformed:
-    """Runs tf.Transform (in-process Beam) with components.text.preprocessing on bundled train pairs."""
+    """Runs tf.Transform (in-process Beam) with components.text.preprocessing on bundled
+    train pairs."""
     # pylint: disable=import-outside-toplevel
     import apache_beam as beam
     import tensorflow_transform as tft

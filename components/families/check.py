@@ -20,9 +20,11 @@ def _tokenizer_files(family) -> tuple[tuple[str, ...], ...]:
     raise CheckpointError(f"model_type {family.model_type!r}: unknown tokenizer "
                           f"{family.tokenizer!r}")
 
+
 _TOKENIZER_NAMES = {"wordpiece": "WordPiece vocabulary",
                     "sentencepiece": "SentencePiece model",
                     "byte_level_bpe": "byte-level BPE vocabulary and merges"}
+
 
 def check_checkpoint(checkpoint: str):
     """Resolves a checkpoint and checks that a run can use it; returns its config.

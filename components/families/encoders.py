@@ -19,6 +19,7 @@ def _encoder_class(checkpoint_dir: str):
 
     return getattr(transformers, family_of(checkpoint_dir).encoder_class)
 
+
 def _plain_graph_code(encoder, checkpoint_dir: str):
     """The encoder, its call run without AutoGraph but where its family needs it.
 
@@ -36,6 +37,7 @@ def _plain_graph_code(encoder, checkpoint_dir: str):
             layer.call = types.MethodType(tf.autograph.to_graph(type(layer).call), layer)
     return encoder
 
+
 def new_encoder(checkpoint_dir: str):
     """The checkpoint family's TF encoder with the checkpoint's config and fresh (random) weights.
 
@@ -49,6 +51,7 @@ def new_encoder(checkpoint_dir: str):
     except (OSError, ValueError, TypeError) as error:
         raise CheckpointError(f"{checkpoint_dir}: config.json is not a usable "
                               f"{encoder_class.config_class.model_type} config: {error}") from None
+
 
 def load_encoder(checkpoint_dir: str):
     """Loads the checkpoint family's TF encoder with the checkpoint's weights; every weight
@@ -87,6 +90,7 @@ def load_encoder(checkpoint_dir: str):
         raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: {problems}")
     return model
 
+
 def _h5_reshaped(model, weights: str) -> list[tuple[str, tuple, tuple]]:
     """Weights of tf_model.h5 whose shape differs from the model's but whose element
     count fits (transformers' loader silently reshapes those): (name, saved, expected)."""
@@ -106,6 +110,7 @@ def _h5_reshaped(model, weights: str) -> list[tuple[str, tuple, tuple]]:
         if shape is not None and shape != tuple(weight.shape):
             reshaped.append((name, shape, tuple(weight.shape)))
     return reshaped
+
 
 def _load_safetensors(model, weights: str, checkpoint_dir: str) -> dict:
     """Loads PyTorch safetensors weights into a TF encoder; returns the loading info.
@@ -151,6 +156,7 @@ def _load_safetensors(model, weights: str, checkpoint_dir: str) -> dict:
         raise CheckpointError(f"{checkpoint_dir}: weights do not match config.json: "
                               f"{error}") from None
     return info
+
 
 def usable_positions(config) -> int:
     """How many tokens an encoder with this config takes.

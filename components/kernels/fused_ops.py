@@ -31,10 +31,12 @@ _SQRT_HALF = 1 / math.sqrt(2.0)
 
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
+
 @tf.function(jit_compile=True)
 def _bias_gelu_forward(x: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     x32 = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
     return tf.cast(0.5 * x32 * (1.0 + tf.math.erf(x32 * _SQRT_HALF)), x.dtype)
+
 
 @tf.function(jit_compile=True)
 def _bias_gelu_gradient(x: tf.Tensor, bias: tf.Tensor,
@@ -46,22 +48,26 @@ def _bias_gelu_gradient(x: tf.Tensor, bias: tf.Tensor,
     return (tf.cast(gradient, x.dtype),
             tf.cast(tf.reduce_sum(gradient, list(range(len(x.shape) - 1))), bias.dtype))
 
+
 @tf.custom_gradient
 def bias_gelu(x: tf.Tensor, bias: tf.Tensor):
     """Exact GELU of x + bias, (x + bias) * Phi(x + bias), in two fused kernels."""
     return (_bias_gelu_forward(x, bias),
             lambda upstream: _bias_gelu_gradient(x, bias, upstream))
 
+
 def _normalized(x32: tf.Tensor, epsilon: float) -> tuple[tf.Tensor, tf.Tensor]:
     mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
     inverse_std = tf.math.rsqrt(variance + epsilon)
     return (x32 - mean) * inverse_std, inverse_std
+
 
 @tf.function(jit_compile=True)
 def _layer_norm_forward(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor,
                         epsilon: float) -> tf.Tensor:
     normalized, _ = _normalized(tf.cast(x, tf.float32), epsilon)
     return tf.cast(normalized * gamma + beta, x.dtype)
+
 
 @tf.function(jit_compile=True)
 def _layer_norm_gradient(x: tf.Tensor, gamma: tf.Tensor, upstream: tf.Tensor,
@@ -77,6 +83,7 @@ def _layer_norm_gradient(x: tf.Tensor, gamma: tf.Tensor, upstream: tf.Tensor,
         - normalized * tf.reduce_mean(scaled * normalized, -1, keepdims=True))
     return tf.cast(x_gradient, x.dtype), gamma_gradient, beta_gradient
 
+
 def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
     """(x - mean) / sqrt(variance + epsilon) * gamma + beta over the last axis, in float32."""
 
@@ -87,6 +94,7 @@ def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) 
 
     return fused(x, gamma, beta)
 
+
 def _kept_scale(keep_bits: tf.Tensor, threshold: int) -> tf.Tensor | float:
     """Inverted dropout's float32 factor for 16-bit draws: 0 below `threshold`, else
     1 / P(keep); 1 when nothing is dropped."""
@@ -95,15 +103,18 @@ def _kept_scale(keep_bits: tf.Tensor, threshold: int) -> tf.Tensor | float:
     return tf.where(keep_bits >= tf.constant(threshold, tf.uint16),
                     65536 / (65536 - threshold), 0.0)
 
+
 def _residual_sum(x, bias, residual, keep_bits, threshold: int) -> tf.Tensor:
     return ((tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)) * _kept_scale(keep_bits, threshold)
             + tf.cast(residual, tf.float32))
+
 
 @tf.function(jit_compile=True)
 def _residual_norm_forward(x, bias, residual, keep_bits, gamma, beta, threshold: int,
                            epsilon: float) -> tf.Tensor:
     normalized, _ = _normalized(_residual_sum(x, bias, residual, keep_bits, threshold), epsilon)
     return tf.cast(normalized * gamma + beta, x.dtype)
+
 
 @tf.function(jit_compile=True)
 def _residual_norm_gradient(x, bias, residual, keep_bits, gamma, upstream, threshold: int,
@@ -120,6 +131,7 @@ def _residual_norm_gradient(x, bias, residual, keep_bits, gamma, upstream, thres
     x_gradient = sum_gradient * _kept_scale(keep_bits, threshold)
     return (tf.cast(x_gradient, x.dtype), tf.cast(tf.reduce_sum(x_gradient, 0), bias.dtype),
             tf.cast(sum_gradient, residual.dtype), gamma_gradient, beta_gradient)
+
 
 def residual_layer_norm(x: tf.Tensor, bias: tf.Tensor, residual: tf.Tensor, keep_bits: tf.Tensor,
                         gamma: tf.Tensor, beta: tf.Tensor, threshold: int,
@@ -141,13 +153,16 @@ def residual_layer_norm(x: tf.Tensor, bias: tf.Tensor, residual: tf.Tensor, keep
 
     return fused(x, bias, residual, gamma, beta)
 
+
 def _attention_probabilities(scores, mask, scale: float) -> tf.Tensor:
     return tf.nn.softmax(tf.cast(scores, tf.float32) * scale + tf.cast(mask, tf.float32))
+
 
 @tf.function(jit_compile=True)
 def _attention_dropout_forward(scores, mask, keep_bits, scale: float, threshold: int):
     return tf.cast(_attention_probabilities(scores, mask, scale)
                    * _kept_scale(keep_bits, threshold), scores.dtype)
+
 
 @tf.function(jit_compile=True)
 def _attention_dropout_gradient(scores, mask, keep_bits, upstream, scale: float,
@@ -156,6 +171,7 @@ def _attention_dropout_gradient(scores, mask, keep_bits, upstream, scale: float,
     kept = tf.cast(upstream, tf.float32) * _kept_scale(keep_bits, threshold)
     gradient = probabilities * (kept - tf.reduce_sum(kept * probabilities, -1, keepdims=True))
     return tf.cast(gradient * scale, scores.dtype)
+
 
 def attention_dropout(scores: tf.Tensor, mask: tf.Tensor, keep_bits: tf.Tensor, scale: float,
                       threshold: int) -> tf.Tensor:
@@ -173,12 +189,14 @@ def attention_dropout(scores: tf.Tensor, mask: tf.Tensor, keep_bits: tf.Tensor, 
 
     return fused(scores)
 
+
 def random_halves(shape: tf.Tensor, seed: int | None = None) -> tf.Tensor:
     """Uniform random uint16 values of `shape`, two from each 32-bit random word."""
     size = tf.reduce_prod(shape)
     words = tf.random.uniform([(size + 1) // 2], minval=tf.int32.min, maxval=tf.int32.max,
                               dtype=tf.int32, seed=seed)
     return tf.reshape(tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size], shape)
+
 
 def dropout(x: tf.Tensor, rate: float, seed: int | None = None) -> tf.Tensor:
     """Inverted dropout from 16-bit random draws, one 32-bit word per two elements.

@@ -44,9 +44,11 @@ CLAIM_PREFIX = ".version-"
 def claim_path(base_directory: str, number: int) -> str:
     return os.path.join(base_directory, f"{CLAIM_PREFIX}{number}.json")
 
+
 def read_claim(path: str) -> dict[str, Any]:
     with fileio.open(path, "r") as stream:
         return json.loads(stream.read())
+
 
 def holds_nonce(path: str, nonce: str) -> bool:
     """Whether the claim file at `path` exists, is readable and holds `nonce`."""
@@ -55,11 +57,13 @@ def holds_nonce(path: str, nonce: str) -> bool:
     except (ValueError, *NOT_FOUND):  # half written, written by two pushes at once, or removed
         return False
 
+
 def claimed_numbers(names: list[str]) -> list[int]:
     """The numbers of the claim files among these names, readable or not."""
     numbers = [name[len(CLAIM_PREFIX):-len(".json")] for name in names
                if name.startswith(CLAIM_PREFIX) and name.endswith(".json")]
     return [int(number) for number in numbers if number.isdigit()]
+
 
 def next_version(base_directory: str) -> int:
     """One more than the largest version or claimed number (1 when there is none)."""
@@ -67,6 +71,7 @@ def next_version(base_directory: str) -> int:
     if fileio.isdir(base_directory):
         taken += claimed_numbers(fileio.listdir(base_directory))
     return max(taken, default=0) + 1
+
 
 def claim_is_live(path: str) -> bool:
     """Whether the claim at `path` exists and has not expired (see the module docstring)."""
@@ -81,6 +86,7 @@ def claim_is_live(path: str) -> bool:
         return False
     return not leases.expired(heartbeat)
 
+
 def owning_version(name: str) -> str | None:
     """The `<N>` of a staging directory or claim renewal file (maybe not a number), else None."""
     if name.startswith(STAGING_PREFIX):
@@ -88,6 +94,7 @@ def owning_version(name: str) -> str | None:
     if name.startswith(CLAIM_PREFIX) and ".json." in name:
         return name[len(CLAIM_PREFIX):].split(".json.", 1)[0]
     return None
+
 
 def remove_stale_entries(base_directory: str) -> list[str]:
     """Removes what pushes whose lease expired left behind (see the module docstring).
@@ -128,6 +135,7 @@ def remove_stale_entries(base_directory: str) -> list[str]:
             removed.append(name)
     return removed
 
+
 def claim_next_version(base_directory: str, record: dict[str, Any]) -> int:
     """Reserves the next free version number with its claim file (exclusive on local disks)."""
     while True:
@@ -151,6 +159,7 @@ def claim_next_version(base_directory: str, record: dict[str, Any]) -> int:
         if holds_nonce(path, record["nonce"]):
             return number
 
+
 def renew_claim(path: str, claim: dict[str, Any]) -> bool:
     """Writes the claim anew with a fresh heartbeat; False once it is no longer this push's."""
     if not holds_nonce(path, claim["nonce"]):
@@ -164,6 +173,7 @@ def renew_claim(path: str, claim: dict[str, Any]) -> bool:
         fileio.remove(renewal)
         raise
     return True
+
 
 def release_claim(base_directory: str, number: int, nonce: str) -> None:
     """Removes the claim of `number` if it still holds this push's nonce."""

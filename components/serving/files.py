@@ -34,9 +34,11 @@ def model_digest(model_path: str, extra_files: dict[str, bytes] | None = None) -
                 digest.update(block)
     return digest.hexdigest()
 
+
 def push_order(files: set[str]) -> list[str]:
     """The relative paths sorted, `saved_model.pb` last."""
     return sorted(files, key=lambda path: (path == "saved_model.pb", path))
+
 
 def copy_then_rename(source: str, base_directory: str, target: str, files: list[str],
                       extra_files: dict[str, bytes], check: Callable[[], None]) -> None:
@@ -55,6 +57,7 @@ def copy_then_rename(source: str, base_directory: str, target: str, files: list[
             fileio.rmtree(staging)
         raise
 
+
 def copy_in_place(source: str, target: str, files: list[str], extra_files: dict[str, bytes],
                    check: Callable[[], None]) -> None:
     """Object stores: copies into `target`; on failure removes exactly the files it wrote."""
@@ -64,6 +67,7 @@ def copy_in_place(source: str, target: str, files: list[str], extra_files: dict[
     except BaseException:
         remove_files(target, written)
         raise
+
 
 def copy_files(source: str, destination: str, files: list[str],
                 extra_files: dict[str, bytes], written: list[str],
@@ -90,12 +94,14 @@ def copy_files(source: str, destination: str, files: list[str],
             raise
         written.append(relative)
 
+
 def _write_new_file(path: str, content: bytes) -> None:
     """Writes a file that must not exist yet (the check and the write are not atomic)."""
     if fileio.exists(path):
         raise tf.errors.AlreadyExistsError(None, None, f"{path} already exists")
     with fileio.open(path, "wb") as stream:
         stream.write(content)
+
 
 def remove_files(directory: str, files: list[str]) -> list[str]:
     """Removes those of the listed files below `directory` that exist (never a directory)."""

@@ -25,6 +25,7 @@ def is_object_store(path: str) -> bool:
     """Whether `path` lacks directory rename and exclusive create (`scheme://`, `/gcs/`)."""
     return "://" in path or path.startswith(FUSE_MOUNT)
 
+
 def versions(base_directory: str) -> list[int]:
     """The integer version directories under the base directory."""
     if not fileio.isdir(base_directory):
@@ -32,8 +33,10 @@ def versions(base_directory: str) -> list[int]:
     return sorted(int(name.rstrip("/")) for name in fileio.listdir(base_directory)
                   if name.rstrip("/").isdigit())
 
+
 def is_complete(version_dir: str) -> bool:
     return fileio.exists(os.path.join(version_dir, "saved_model.pb"))
+
 
 def newest_complete_version(base_directory: str) -> str | None:
     """The directory of the highest version holding a `saved_model.pb`, if any."""
@@ -42,6 +45,7 @@ def newest_complete_version(base_directory: str) -> str | None:
         if is_complete(version_dir):
             return version_dir
     return None
+
 
 def version_number(version_dir: str | None) -> int:
     """The number of a version directory (0 for None: nothing served)."""

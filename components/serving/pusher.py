@@ -66,8 +66,10 @@ class PushResult:
     version_dir: str
     new: bool
 
+
 class ServedModelChangedError(RuntimeError):
     """The newest served version is not the one the gate compared the candidate with."""
+
 
 def push_model(model_path: str, base_directory: str, gated_against: int | None = None,
                extra_files: dict[str, bytes] | None = None) -> PushResult:
@@ -123,6 +125,7 @@ def push_model(model_path: str, base_directory: str, gated_against: int | None =
         raise
     return PushResult(target, new=True)
 
+
 class Executor(pusher_executor.Executor):
     """Pushes a blessed model to `<push_destination.filesystem.base_directory>/<n>/`."""
 
@@ -151,6 +154,7 @@ class Executor(pusher_executor.Executor):
         self._MarkPushed(model_push, pushed_destination=result.version_dir,
                          pushed_version=os.path.basename(result.version_dir))
 
+
 def _warmup_files(examples: list[types.Artifact]) -> dict[str, bytes]:
     """TF Serving's warm-up file made of the eval split's pairs (none without examples)."""
     if not examples:
@@ -158,11 +162,13 @@ def _warmup_files(examples: list[types.Artifact]) -> dict[str, bytes]:
     pairs = warmup.read_split_pairs(artifact_utils.get_split_uri(examples, warmup.EVAL_SPLIT))
     return {warmup.WARMUP_FILE: warmup.warmup_file(pairs)} if pairs else {}
 
+
 class ServingPusherSpec(standard_component_specs.PusherSpec):
     """TFX's PusherSpec with an optional `examples` input (the warm-up requests' pairs)."""
 
     INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
               EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True)}
+
 
 class ServingPusher(base_component.BaseComponent):
     """TFX's Pusher with this module's executor and, given `examples`, warm-up requests."""

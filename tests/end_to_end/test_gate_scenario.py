@@ -1,4 +1,5 @@
-"""The premise of the gate scenario (`tests.end_to_end.gate_scenario`), checked with the in-graph tokenizer.
+"""The premise of the gate scenario (`tests.end_to_end.gate_scenario`), checked with the
+in-graph tokenizer.
 
 The worse candidate is worse because the information is not there: at its
 max-seq-length `longest_first` truncation cuts the whole marker off some eval

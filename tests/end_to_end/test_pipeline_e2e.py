@@ -1,12 +1,13 @@
 """The whole pipeline under LocalDagRunner with a tiny random BERT on a few hundred pairs.
 
 One module-scoped workspace is shared by four runs of the gate scenario
-(`tests.end_to_end.gate_scenario`): a good candidate (blessed, version 1), the same run
-again with the data gate's code edited (cached up to the gate, except the data
-gate; the gate reads the serving directory again; nothing new pushed), and, marked `slow` (make test-slow), a reliably worse candidate
-(better than the not-fine-tuned model, worse than version 1: not blessed) and
-that run again with its Trainer reused (not blessed again).
-`tests/end_to_end/test_run_compiled.py` plays the same scenario on the compiled Vertex AI spec.
+(`tests.end_to_end.gate_scenario`): a good candidate (blessed, version 1), the same
+run again with the data gate's code edited (cached up to the gate, except the data
+gate; the gate reads the serving directory again; nothing new pushed), and, marked
+`slow` (make test-slow), a reliably worse candidate (better than the not-fine-tuned
+model, worse than version 1: not blessed) and that run again with its Trainer reused
+(not blessed again). `tests/end_to_end/test_run_compiled.py` plays the same scenario
+on the compiled Vertex AI spec.
 """
 
 import io

@@ -96,6 +96,7 @@ class TfxShapedStore:
         self.store.put_execution(execution, events, [
             self.pipeline, self.run, self._context("node", f"qqp-tfx.{node}")])
 
+
 def write_statistics(artifact: mlmd.Artifact, splits: dict[str, tuple[int, int]]) -> None:
     """StatisticsGen's files: per split, (pairs, duplicates)."""
     artifact.properties["split_names"].string_value = json.dumps(list(splits))
@@ -109,6 +110,7 @@ def write_statistics(artifact: mlmd.Artifact, splits: dict[str, tuple[int, int]]
         directory.mkdir(parents=True)
         (directory / "FeatureStats.pb").write_bytes(statistics_pb2.DatasetFeatureStatisticsList(
             datasets=[statistics]).SerializeToString())
+
 
 def write_evaluation(uri: str, metrics: dict[str, dict[str, float]]) -> None:
     """A TFMA output directory: model name -> overall metric name -> value."""

@@ -60,8 +60,8 @@ def test_the_rewrite_is_scoped():
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> tuple[str, dict[str, np.ndarray]]:
-    """A tiny random BERT pair classifier saved as exported (components.kernels.serving_graph) with a
-    `probability` signature, and inputs."""
+    """A tiny random BERT pair classifier saved as exported (components.kernels.serving_graph)
+    with a `probability` signature, and inputs."""
     tf.keras.utils.set_random_seed(0)
     model = build_classifier(TFBertModel(BertConfig(
         vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,

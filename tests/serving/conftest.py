@@ -19,12 +19,14 @@ def store(request, tmp_path: Path, monkeypatch) -> str:
         return f"{tmp_path}/gcs/bucket/qqp"
     return f"{tmp_path}/local/qqp"
 
+
 @pytest.fixture
 def short_lease(monkeypatch) -> float:
     """A 2 s lease renewed every 0.05 s; returns the lease."""
     monkeypatch.setattr(leases, "LEASE_SECONDS", 2.0)
     monkeypatch.setattr(leases, "HEARTBEAT_SECONDS", 0.05)
     return leases.LEASE_SECONDS
+
 
 @pytest.fixture(params=["ram", "gcs-fuse"])
 def object_store(request, tmp_path: Path, monkeypatch) -> str:

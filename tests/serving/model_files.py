@@ -17,6 +17,7 @@ def saved_model(path: Path, content: bytes = b"pb") -> Path:
     (path / "variables" / "variables.index").write_bytes(b"index")
     return path
 
+
 def write_files(base: str, files: dict[str, bytes]) -> None:
     """Writes or replaces files below `base` (ram:// appends to an existing file)."""
     for relative, content in files.items():
@@ -26,6 +27,7 @@ def write_files(base: str, files: dict[str, bytes]) -> None:
             fileio.remove(path)
         with fileio.open(path, "wb") as stream:
             stream.write(content)
+
 
 def file_tree(base: str) -> dict[str, bytes]:
     """Relative path -> content, for every file below `base`."""
@@ -37,13 +39,16 @@ def file_tree(base: str) -> dict[str, bytes]:
                 tree[os.path.relpath(path, base)] = stream.read()
     return tree
 
+
 EXPIRED = time.time() - leases.LEASE_SECONDS - 60
+
 
 def wait_until(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
 
 def dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])

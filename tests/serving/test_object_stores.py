@@ -27,6 +27,7 @@ from tests.serving.model_files import EXPIRED, dead_pid, file_tree, saved_model,
 def test_object_stores_are_told_apart_from_local_disks(path: str, object_store: bool):
     assert layout.is_object_store(path) is object_store
 
+
 def test_a_failed_object_store_push_removes_only_its_own_files(object_store: str,
                                                                  tmp_path: Path, monkeypatch):
     base = object_store
@@ -50,6 +51,7 @@ def test_a_failed_object_store_push_removes_only_its_own_files(object_store: str
     assert file_tree(base) == before  # versions 1 and 2 intact; its own file and claim gone
     assert removed_trees == []  # no directory of the object store is removed whole
 
+
 def test_a_version_another_writer_starts_during_the_push_is_left_alone(object_store: str,
                                                                         tmp_path: Path,
                                                                         monkeypatch):
@@ -72,6 +74,7 @@ def test_a_version_another_writer_starts_during_the_push_is_left_alone(object_st
         push_model(str(saved_model(tmp_path / "m2", content=b"m2")), base)
     assert file_tree(base) == expected  # their files and claim untouched, this push's gone
 
+
 def test_files_of_an_object_store_push_whose_lease_expired_are_removed(object_store: str,
                                                                         tmp_path: Path):
     base = object_store
@@ -89,6 +92,7 @@ def test_files_of_an_object_store_push_whose_lease_expired_are_removed(object_st
     assert sorted(file_tree(base)) == sorted([
         "1/assets/vocab.txt", "2/variables/variables.index", f"{CLAIM_PREFIX}2.json",
         f"{CLAIM_PREFIX}3.json", "3/saved_model.pb", "3/variables/variables.index"])
+
 
 def test_concurrent_pushes_to_an_object_store_never_mix_models(object_store: str,
                                                                 tmp_path: Path, monkeypatch):
@@ -122,6 +126,7 @@ def test_concurrent_pushes_to_an_object_store_never_mix_models(object_store: str
     for number in versions(object_store):  # nothing else there mixes two models either
         files = file_tree(os.path.join(object_store, str(number))).items()
         assert any(files <= file_tree(model).items() for model in models)
+
 
 @pytest.mark.parametrize("object_store", [False, True])
 def test_extra_files_are_pushed_with_the_model_and_count_in_its_identity(tmp_path: Path,

@@ -115,8 +115,6 @@ def test_a_push_that_fails_mid_copy_leaves_nothing_behind(tmp_path: Path, monkey
     assert copied and list(base.iterdir()) == []
 
 
-
-
 def test_leftovers_are_removed_once_their_lease_expired_whatever_their_pid(tmp_path: Path):
     base = tmp_path / "serving" / "qqp"
     base.mkdir(parents=True)
@@ -139,10 +137,6 @@ def test_leftovers_are_removed_once_their_lease_expired_whatever_their_pid(tmp_p
         base / "3")
     assert sorted(path.name for path in base.iterdir()) == sorted(
         ["3", f"{CLAIM_PREFIX}2.json", f"{CLAIM_PREFIX}3.json", f"{STAGING_PREFIX}2-4567"])
-
-
-
-
 
 
 def test_a_push_longer_than_the_lease_keeps_it_by_renewing(store: str, short_lease: float,
@@ -233,25 +227,5 @@ def test_push_to_a_remote_filesystem(tmp_path: Path):
     assert not (tmp_path / "ram:").exists() and not Path("ram:").exists()
     assert [name for name in fileio.listdir(base)
             if name.startswith(STAGING_PREFIX)] == []
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 

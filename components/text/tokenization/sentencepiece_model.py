@@ -66,8 +66,10 @@ def charsmap_entries(charsmap: bytes) -> tuple[tuple[str, str], ...]:
             continue
     return tuple(pairs)
 
+
 def _check_number_comma(piece: str) -> bool:
     return len(piece) < 2 or piece[-1] != "," or not piece[-2].isdigit()
+
 
 def model_file(checkpoint_dir: str) -> str:
     for name in MODEL_FILES:
@@ -77,11 +79,13 @@ def model_file(checkpoint_dir: str) -> str:
     raise FileNotFoundError(f"no SentencePiece model ({' or '.join(MODEL_FILES)}) in "
                             f"{checkpoint_dir}")
 
+
 def _read_json(path: str) -> dict | None:
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path, "r") as f:
         return json.load(f)
+
 
 def _model_proto_class():
     try:
@@ -90,12 +94,14 @@ def _model_proto_class():
         from transformers.utils import sentencepiece_model_pb2
     return sentencepiece_model_pb2.ModelProto
 
+
 def _token_content(value) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
         return value.get("content")
     return None
+
 
 def _default_definition(proto, config: dict, model_type: str) -> dict:
     """A tokenizer.json-like definition from the slow tokenizer's converter defaults."""
@@ -158,6 +164,7 @@ def _default_definition(proto, config: dict, model_type: str) -> dict:
             "model": {"type": "Unigram", "unk_id": proto.trainer_spec.unk_id, "vocab": vocab,
                       "byte_fallback": False}}
 
+
 def _score_scale(scores: list[float]) -> float:
     """A power of two such that scores rounded to multiples of 1/scale add up exactly in float32.
 
@@ -169,6 +176,7 @@ def _score_scale(scores: list[float]) -> float:
     largest = max([abs(s) for s in scores] + [1.0]) + 10.0  # + the unknown-char penalty
     bits = int(np.ceil(np.log2(largest * _EXACT_PIECES)))
     return float(2 ** (24 - bits))
+
 
 def identity_proto(model_proto: bytes, model: dict) -> bytes:
     """The model proto with the fast tokenizer's pieces/scores and no own normalization."""
