@@ -20,8 +20,11 @@ def relative_files(source: str) -> list[str]:
 
 
 def copy_tree(source: str, destination: str) -> None:
-    """Copies every file below `source` to the same place below `destination`."""
-    for relative in relative_files(source):
-        path = os.path.join(destination, relative)
-        fileio.makedirs(os.path.dirname(path))
-        fileio.copy(os.path.join(source, relative), path, overwrite=True)
+    """Copies every directory and file below `source` to the same place below `destination`
+    (which exists afterwards, even for an empty `source`)."""
+    for directory, _, names in fileio.walk(source):
+        target = os.path.join(destination, os.path.relpath(directory, source))
+        fileio.makedirs(target)
+        for name in names:
+            fileio.copy(os.path.join(directory, name), os.path.join(target, name),
+                        overwrite=True)

@@ -64,7 +64,7 @@ def _fingerprinted(node: base_component.BaseComponent) -> base_component.BaseCom
         node.exec_properties[FINGERPRINT_PROPERTY] = fingerprint
     else:  # Transform and the Trainers: the JSON their code receives
         node.exec_properties["custom_config"] = json.dumps(
-            {**json.loads(custom_config), FINGERPRINT_PROPERTY: fingerprint}, sort_keys=True)
+            {**(json.loads(custom_config) or {}), FINGERPRINT_PROPERTY: fingerprint}, sort_keys=True)
     return node
 
 

@@ -1,2 +1,2 @@
-"""The exported SavedModel: its serving signatures (predict_text, classify, serving_default)
-and the checks that turn bad requests into errors in words."""
+"""The exported SavedModel: its signatures (serving_default, predict_text, classification,
+transform_features) and the checks that turn bad requests into errors in words."""

@@ -168,9 +168,15 @@ def test_a_spec_compiled_from_another_layout_of_the_code_is_refused_before_any_t
     with pytest.raises(UnsupportedSpecError, match=r"names components\.serving_pusher\.Executor"
                        r", which this checkout does not have; nothing was run\. Compile it "):
         load_spec(_spec(tmp_path, json.loads(json.dumps(CONTAINER)), old), PathMap("/r"))
+    missing_name = ["--executor_class_path", "components.serving.pusher.NoSuchExecutor"]
+    with pytest.raises(UnsupportedSpecError, match=r"names components\.serving\.pusher\.NoSuch"):
+        load_spec(_spec(tmp_path, json.loads(json.dumps(CONTAINER)), missing_name),
+                  PathMap("/r"))
     current = ["--executor_class_path", "components.serving.pusher.Executor",
                "--json_serialized_invocation_args", "{{$}}",
-               "--tfx.components.trainer.executor.GenericExecutor"]  # TFX's own: not ours
+               "--tfx.components.trainer.executor.GenericExecutor",  # TFX's own: not ours
+               "components.evaluation.gate.BlessingGate_Executor",  # made by @component
+               "components.features"]  # a module
     assert list(load_spec(_spec(tmp_path, json.loads(json.dumps(CONTAINER)), current),
                           PathMap("/r")).tasks) == ["T"]
 

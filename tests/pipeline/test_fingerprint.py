@@ -132,6 +132,9 @@ RERUN_ON_EDIT = {
     "serving/pusher.py": {"Pusher"},
     "serving/layout.py": {"Pusher", "ServedModel", "ServedModelEvaluator", "BlessingGate"},
     "model/classifier.py": {"Trainer", "NotFineTunedModel"},
+    # Copies remote checkpoints (Transform, the Trainers), the served model and pushes.
+    "file_trees.py": {"Transform", "Trainer", "NotFineTunedModel", "ServedModel",
+                      "ServedModelEvaluator", "Pusher"},
 }
 
 

@@ -76,9 +76,9 @@ REAL = [
     "- This IS expected if you are initializing TFBertModel from a PyTorch model trained on "
     "another task or with another architecture.",
     # A warning of the project's own code, with its source line.
-    "/work/main/pipeline/scoring.py:40: RuntimeWarning: invalid value encountered in divide",
+    "/work/main/pipeline/cli/scoring.py:40: RuntimeWarning: invalid value encountered in divide",
     "  ratio = a / b",
-    "/work/main/components/trainer.py:10: UserWarning: the learning rate is 0",
+    "/work/main/components/training/trainer.py:10: UserWarning: the learning rate is 0",
     "  warnings.warn(",
     "  warning: Examples artifact is missing a split",
 ]
@@ -222,3 +222,21 @@ def test_without_the_filter_a_child_process_noise_is_shown(tmp_path):
     assert "real error" in result.stderr
     assert "library log" not in result.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_progress_shows_warnings_but_not_the_known_noise(capsys, monkeypatch):
+    """The progress handler consults the one noise list (`quiet.NOISE`): TFX's known
+    warnings go to the log file only, other warnings reach the screen."""
+    import logging  # pylint: disable=import-outside-toplevel
+
+    from pipeline.cli import progress  # pylint: disable=import-outside-toplevel
+
+    logged: list[str] = []
+    monkeypatch.setattr(progress, "_to_log", logged.append)
+    handler = progress.ComponentProgressHandler()
+    for message in ("ArtifactQuery.property_predicate is not supported.",
+                    "Examples artifact is missing a split"):
+        handler.emit(logging.LogRecord("absl", logging.WARNING, __file__, 1, message, None,
+                                       None))
+    assert capsys.readouterr().err == "  warning: Examples artifact is missing a split\n"
+    assert len(logged) == 1 and "ArtifactQuery.property_predicate" in logged[0]

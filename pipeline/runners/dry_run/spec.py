@@ -11,11 +11,13 @@ naming it: nothing is skipped.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import REPO_ROOT, ConfigError
@@ -198,12 +200,30 @@ def _check_component(name: str, spec: dict[str, Any], component: dict[str, Any])
                                    "(defaults and pipeline inputs are not supported)")
 
 
+def _top_level_names(source: Path) -> set[str]:
+    """The names a module defines at its top level (classes, functions, assignments, imports),
+    and the `<function>_Executor` classes TFX's @component decorator makes of its functions."""
+    names: set[str] = set()
+    for node in ast.parse(source.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.update({node.name, f"{node.name}_Executor"})
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
 def _resolves_here(reference: str) -> bool:
-    """Whether a dotted project reference (`components.data.example_gen.Executor`) names a
-    module of this checkout, followed by attributes."""
+    """Whether a dotted project reference names a module of this checkout
+    (`components.features`) or a name defined in one (`components.data.example_gen.Executor`)."""
     parts = reference.split(".")
-    return any(module_source(".".join(parts[:end])) is not None
-               for end in range(len(parts) - 1, 1, -1))
+    for end in range(len(parts), 1, -1):
+        source = module_source(".".join(parts[:end]))
+        if source is not None:
+            return end == len(parts) or parts[end] in _top_level_names(source)
+    return False
 
 
 def _check_project_code(spec_path: str, pipeline_spec: dict[str, Any]) -> None:
