@@ -63,8 +63,8 @@ def _fingerprinted(node: base_component.BaseComponent) -> base_component.BaseCom
     if custom_config is None:
         node.exec_properties[FINGERPRINT_PROPERTY] = fingerprint
     else:  # Transform and the Trainers: the JSON their code receives
-        node.exec_properties["custom_config"] = json.dumps(
-            {**(json.loads(custom_config) or {}), FINGERPRINT_PROPERTY: fingerprint}, sort_keys=True)
+        config = {**(json.loads(custom_config) or {}), FINGERPRINT_PROPERTY: fingerprint}
+        node.exec_properties["custom_config"] = json.dumps(config, sort_keys=True)
     return node
 
 
