@@ -13,7 +13,8 @@ run: $(VENV_STAMP)
 
 # Two pytest-xdist workers, one test file each at a time (module fixtures are built once),
 # the slowest files first (tests/conftest.py orders them).
-# Tests marked `slow` (the gate scenario's worse candidate on both runners, Beam's
+# Tests marked `slow` (LocalDagRunner on a plain data directory and the CLI on its results,
+# the gate scenario's worse candidate on both runners, spans on the compiled spec, Beam's
 # multi-process runner, the notebook run headless: minutes of training and process
 # start-ups) run in `make test-slow`, which CI runs too.
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"

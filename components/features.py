@@ -13,6 +13,8 @@ PAIR_FEATURES = ("input_ids", "attention_mask", "token_type_ids")
 # Transform's outputs for each question alone, [CLS] question [SEP]: the not-fine-tuned model.
 QUESTION_FEATURES = tuple(f"{question}_{name}" for question in QUESTIONS
                           for name in ("input_ids", "attention_mask"))
+# The span (week, batch) of new data a pair arrived in; 0 for data not laid out in spans.
+SPAN_FEATURE = "span"
 # Evaluation slice: how many words the two questions share (Jaccard of word sets).
 SLICE_FEATURE = "word_overlap"
 OVERLAP_BUCKETS = ("0.00-0.25", "0.25-0.50", "0.50-0.75", "0.75-1.00")

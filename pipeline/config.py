@@ -18,9 +18,10 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from components.drift.metrics import FEATURES as DRIFT_FEATURES
 from components.precision.choices import MIXED_PRECISION_POLICIES
 from components.training.hyperparameters import (DISTRIBUTION_STRATEGIES, PAIR_ORDERS,
-                                                 Hyperparameters)
+                                                 WARM_STARTS, Hyperparameters)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SAMPLE = REPO_ROOT / "data" / "qqp_sample"
@@ -30,7 +31,8 @@ MODEL_NAME = "qqp"
 
 # Every component id of the pipeline, in run order: the values `--until` accepts.
 COMPONENT_IDS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                 "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
+                 "DataValidationGate", "DriftGate", "TrainingWindow", "WarmStart",
+                 "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
                  "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher")
 MIN_SEQ_LENGTH = 8
 
@@ -81,6 +83,15 @@ RULES: dict[str, Rule] = {
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
     "pair_order": Rule(str, choices=PAIR_ORDERS),
+    "span": _at_least(0),
+    "train_window": _at_least(1),
+    "warm_start": Rule(str, choices=WARM_STARTS),
+    "warm_start_epochs": POSITIVE,
+    "warm_start_learning_rate": POSITIVE,
+    "accept_drift": Rule(bool),
+    "drift_thresholds": Rule(dict, "a mapping of drift features (" + ", ".join(DRIFT_FEATURES)
+                             + ") to thresholds > 0",
+                             lambda value: set(value) <= set(DRIFT_FEATURES)),
 }
 
 
@@ -105,6 +116,12 @@ def coerce(field: str, value: Any, rules: Mapping[str, Rule] = RULES) -> Any:
         if not isinstance(value, bool):
             raise refuse("true or false")
         return value
+    if rule.kind is dict:
+        if not isinstance(value, dict) or not rule.check(value) or not all(
+                isinstance(number, (int, float)) and not isinstance(number, bool)
+                and math.isfinite(number) and number > 0 for number in value.values()):
+            raise refuse(rule.allowed)
+        return {str(key): float(number) for key, number in value.items()}
     if rule.kind is list:
         if isinstance(value, str):
             return shlex.split(value)
@@ -171,6 +188,16 @@ class PipelineConfig:
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
+    # Spans (`--data DIR` holding span-N/ folders): which one to ingest (None: the newest),
+    # how many of the newest spans Transform and the Trainer read, and how the candidate
+    # starts when a compatible version trained on older spans is served.
+    span: int | None = None
+    train_window: int = 2
+    warm_start: str = Hyperparameters.warm_start
+    warm_start_epochs: float = Hyperparameters.warm_start_epochs
+    warm_start_learning_rate: float = Hyperparameters.warm_start_learning_rate
+    accept_drift: bool = False  # a drifted span is trained on anyway (and the report says so)
+    drift_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # overrides
 
     def __post_init__(self) -> None:
         coerce_fields(self)
@@ -189,7 +216,10 @@ class PipelineConfig:
             seed=self.seed,
             max_train_examples=self.max_train_examples,
             distribution_strategy=self.distribution_strategy,
-            mixed_precision=self.mixed_precision, pair_order=self.pair_order)
+            mixed_precision=self.mixed_precision, pair_order=self.pair_order,
+            max_seq_length=self.max_seq_length,
+            warm_start=self.warm_start, warm_start_epochs=self.warm_start_epochs,
+            warm_start_learning_rate=self.warm_start_learning_rate)
 
     def not_fine_tuned_hyperparameters(self) -> Hyperparameters:
         """The not-fine-tuned model: the checkpoint, and the pairs its threshold is fitted on."""

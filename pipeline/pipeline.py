@@ -9,10 +9,12 @@ from pathlib import Path
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 
 from components.data import example_gen
 from components.data.validation_gate import DataValidationGate
+from components.data.window import TrainingWindow
+from components.drift.gate import DriftGate
 from components.evaluation.eval_configs import not_fine_tuned_eval_config, served_model_eval_config
 from components.evaluation.evaluator import Evaluator
 from components.evaluation.gate import BlessingGate
@@ -20,6 +22,7 @@ from components.evaluation.served_model import ServedModel
 from components.evaluation.served_model_evaluator import ServedModelEvaluator
 from components.serving.pusher import ServingPusher
 from components.training.hyperparameters import Hyperparameters
+from components.training.warm_start_component import WarmStart
 from pipeline.config import PIPELINE_NAME, PipelineConfig
 from pipeline.data_inputs import DataInput
 from pipeline.fingerprint import PROJECT_PACKAGES, code_fingerprint, file_fingerprint
@@ -34,6 +37,7 @@ TEXT_OPS_BEAM_ARG = "--beam_plugins=tensorflow_text"
 UNCACHED_NODES = ("ServedModel",)
 # The execution property holding a node's code fingerprint (part of TFX's cache key).
 FINGERPRINT_PROPERTY = "code_fingerprint"
+SPAN_REGISTRY = "spans"  # under the pipeline root: where each ingested span's examples are
 
 
 def code_module(node: base_component.BaseComponent) -> str | None:
@@ -77,20 +81,26 @@ def _example_gen(data_input: DataInput) -> FileBasedExampleGen:
         output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
             splits=[example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
                     for name, buckets in data_input.hash_buckets.items()]))
+    range_config = None
+    if data_input.span is not None:
+        range_config = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=data_input.span, end_span_number=data_input.span))
     return _fingerprinted(FileBasedExampleGen(
         input_base=data_input.input_base,
         input_config=input_config,
         output_config=output_config,
+        range_config=range_config,
         custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
     ).with_id("QqpExampleGen"))
 
 
-def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_fn: str
-             ) -> tfx.components.Trainer:
+def _trainer(transform: tfx.components.Transform, hparams: Hyperparameters, run_fn: str,
+             base_model=None) -> tfx.components.Trainer:
     return _fingerprinted(tfx.components.Trainer(
         run_fn=run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
+        base_model=base_model,
         custom_config=hparams.to_custom_config()))
 
 
@@ -125,32 +135,49 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         schema=schema_importer.outputs["schema"])
     data_gate = _fingerprinted(
         DataValidationGate(anomalies=example_validator.outputs["anomalies"]))
+    registry_dir = os.path.join(_local_or_remote(config.pipeline_root), SPAN_REGISTRY)
+    serving_dir = _local_or_remote(config.model_serving_dir)
+    drift_gate = _fingerprinted(DriftGate(
+        examples=examples_gen.outputs["examples"], registry_dir=registry_dir,
+        checkpoint=config.checkpoint, max_seq_length=config.max_seq_length,
+        thresholds=json.dumps(config.drift_thresholds, sort_keys=True),
+        accept_drift=int(config.accept_drift)))
+    drift_gate.add_upstream_node(data_gate)
+    window = _fingerprinted(TrainingWindow(
+        span_examples=examples_gen.outputs["examples"], train_window=config.train_window,
+        registry_dir=registry_dir))
+    window.add_upstream_node(drift_gate)  # only a span that passed is registered
+    examples = window.outputs["examples"]
+    hparams = config.hyperparameters()
+    warm_start = _fingerprinted(WarmStart(
+        examples=examples, serving_dir=serving_dir,
+        mode=config.warm_start, checkpoint=config.checkpoint,
+        max_seq_length=config.max_seq_length, pooling=hparams.pooling,
+        pair_order=hparams.pair_order))
     transform = _fingerprinted(tfx.components.Transform(
-        examples=examples_gen.outputs["examples"],
+        examples=examples,
         schema=schema_importer.outputs["schema"],
         preprocessing_fn="components.text.preprocessing.preprocessing_fn",
         disable_statistics=True,  # nothing reads Transform's statistics
         custom_config={"checkpoint": config.checkpoint,
                        "max_seq_length": config.max_seq_length}))
-    transform.add_upstream_node(data_gate)
-    trainer = _trainer(transform, config.hyperparameters(),
-                       "components.training.trainer.run_fn").with_id("Trainer")
+    trainer = _trainer(transform, hparams, "components.training.trainer.run_fn",
+                       base_model=warm_start.outputs["model"]).with_id("Trainer")
     not_fine_tuned = _trainer(transform, config.not_fine_tuned_hyperparameters(),
                               "components.training.not_fine_tuned.run_fn"
                               ).with_id("NotFineTunedModel")
     evaluator = _fingerprinted(Evaluator(
-        examples=examples_gen.outputs["examples"],
+        examples=examples,
         model=trainer.outputs["model"],
         baseline_model=not_fine_tuned.outputs["model"],
         example_splits=["eval"],
         eval_config=not_fine_tuned_eval_config(config.min_accuracy, config.min_f1),
     ).with_id("Evaluator"))
-    serving_dir = _local_or_remote(config.model_serving_dir)
     served_model = _fingerprinted(ServedModel(serving_dir=serving_dir).with_id("ServedModel"))
     # Read once the candidate exists, so the snapshot is as recent as it can be.
     served_model.add_upstream_node(trainer)
     served_model_evaluator = _fingerprinted(ServedModelEvaluator(
-        examples=examples_gen.outputs["examples"],
+        examples=examples,
         model=trainer.outputs["model"],
         baseline_model=served_model.outputs["model"],
         example_splits=["eval"],
@@ -174,7 +201,8 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         pipeline_name=PIPELINE_NAME,
         pipeline_root=config.pipeline_root,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
-                    data_gate, transform, trainer, not_fine_tuned, evaluator, served_model,
+                    data_gate, drift_gate, window, warm_start,
+                    transform, trainer, not_fine_tuned, evaluator, served_model,
                     served_model_evaluator, blessing_gate, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -38,7 +38,8 @@ def transform_sample(root: Path, checkpoint: Path, pairs: int, max_seq_length: i
     config = {"checkpoint": str(checkpoint), "max_seq_length": max_seq_length}
     with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(root / "tft-tmp")):
         raw = pipeline | beam.Create([{"id": [int(row[0])], "question1": [row[3]],
-                                       "question2": [row[4]], "is_duplicate": [int(row[5])]}
+                                       "question2": [row[4]], "is_duplicate": [int(row[5])],
+                                       "span": [0]}
                                       for row in rows])
         (transformed, metadata), transform_fn = (raw, raw_metadata) | (
             tft_beam.AnalyzeAndTransformDataset(lambda inputs: preprocessing_fn(inputs, config)))

@@ -3,6 +3,10 @@
 The stock FileBasedExampleGen driver fingerprints the matched files, so any
 change of the input data invalidates TFX's cache. Each file is read whole by
 one worker so that errors can name the exact row.
+
+Every example carries the number of the span it came from (`span`; 0 for data
+not laid out in spans), so that a training window's evaluation can be sliced
+span by span.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 
+from components.features import SPAN_FEATURE
 from components.data.records import QqpDataError, QqpPair, read_pairs
 
 
-def to_tf_example(pair: QqpPair) -> tf.train.Example:
-    """Encodes a pair as a tf.Example with id, question1, question2, is_duplicate."""
+def to_tf_example(pair: QqpPair, span: int = 0) -> tf.train.Example:
+    """Encodes a pair as a tf.Example with id, question1, question2, is_duplicate, span."""
     feature = {
         "id": tf.train.Feature(int64_list=tf.train.Int64List(value=[pair.id])),
         "question1": tf.train.Feature(
@@ -30,6 +35,7 @@ def to_tf_example(pair: QqpPair) -> tf.train.Example:
             bytes_list=tf.train.BytesList(value=[pair.question2.encode("utf-8")])),
         "is_duplicate": tf.train.Feature(
             int64_list=tf.train.Int64List(value=[pair.is_duplicate])),
+        SPAN_FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(value=[span])),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
@@ -49,7 +55,8 @@ def _QqpToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
     return (pipeline
             | "ListFiles" >> beam.Create(files)
             | "ReadPairs" >> beam.FlatMap(read_pairs)
-            | "ToTFExample" >> beam.Map(to_tf_example))
+            | "ToTFExample" >> beam.Map(to_tf_example,
+                                        span=int(exec_properties.get(SPAN_FEATURE) or 0)))
 
 
 class Executor(BaseExampleGenExecutor):

@@ -48,19 +48,27 @@ def labeled_examples(file_patterns: list[str], tft_output: tft.TFTransformOutput
 
 
 def training_batches(file_patterns: list[str], tft_output: tft.TFTransformOutput,
-                     batch_size: int, seed: int, max_examples: int | None = None
-                     ) -> tf.data.Dataset:
+                     batch_size: int, seed: int, max_examples: int | None = None,
+                     shuffle_buffer: int | None = None) -> tf.data.Dataset:
     """Endless shuffled pair batches, bucketed by length and padded per batch."""
     dataset = labeled_examples(file_patterns, tft_output)
     if max_examples:
         dataset = dataset.take(max_examples)
-    return bucketed_batches(dataset, batch_size, seed)
+    return bucketed_batches(dataset, batch_size, seed, shuffle_buffer)
 
 
-def bucketed_batches(dataset: tf.data.Dataset, batch_size: int, seed: int) -> tf.data.Dataset:
-    """Endless shuffled batches of (pair features, label), bucketed by length, padded per batch."""
+SHUFFLE_BUFFER = 10_000
+
+
+def bucketed_batches(dataset: tf.data.Dataset, batch_size: int, seed: int,
+                     shuffle_buffer: int | None = None) -> tf.data.Dataset:
+    """Endless shuffled batches of (pair features, label), bucketed by length, padded per batch.
+
+    The shuffle buffer holds `shuffle_buffer` examples, at least SHUFFLE_BUFFER.
+    """
     return (dataset.cache()
-            .shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+            .shuffle(max(SHUFFLE_BUFFER, shuffle_buffer or 0), seed=seed,
+                     reshuffle_each_iteration=True)
             .repeat()
             .bucket_by_sequence_length(
                 lambda features, _: tf.shape(features["input_ids"])[0],

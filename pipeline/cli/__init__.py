@@ -34,6 +34,7 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
     known = tuple(getattr(sys.modules[module], name) for module, name in (
         ("components.data.records", "QqpDataError"),
         ("components.data.validation_gate", "DataAnomaliesError"),
+        ("components.drift.gate", "DataDriftError"),
         ("components.families.checkpoint", "CheckpointError"),
         ("components.serving.pusher", "ServedModelChangedError"))
         if module in sys.modules) + (ConfigError,)
@@ -64,7 +65,7 @@ def _check_checkpoint(config: PipelineConfig) -> None:
 def _run(args: argparse.Namespace) -> int:
     # pylint: disable=import-outside-toplevel
     from pipeline.cli import progress
-    from pipeline.results import data_summary, outcome, run_results
+    from pipeline.results import data_summary, outcome, run_results, spans
     from pipeline.run_lock import run_lock
     from pipeline.runners import local
 
@@ -83,6 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         print("Ingested and validated:")
         for line in data_summary.summarize(run["StatisticsGen"]):
             print(f"  {line}")
+    for line in spans.describe(spans.span_details(run)):
+        print(line)
     blessed = None
     if "Pusher" in run:
         result = outcome.collect(run_results.latest_run_id(config.metadata), run)

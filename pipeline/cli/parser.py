@@ -10,7 +10,7 @@ import shlex
 from typing import Any
 
 from components.precision.choices import MIXED_PRECISION_POLICIES, SCORING_PRECISIONS
-from components.training.hyperparameters import DISTRIBUTION_STRATEGIES, PAIR_ORDERS
+from components.training.hyperparameters import DISTRIBUTION_STRATEGIES, PAIR_ORDERS, WARM_STARTS
 from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
                              load_config_file)
 from pipeline.runners.vertex import (COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS,
@@ -77,6 +77,8 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     training.add_argument("--not-fine-tuned-examples", type=int, default=None,
                           help="training pairs the not-fine-tuned model's cosine threshold is "
                                f"fitted on [default: {defaults.not_fine_tuned_examples}]")
+    _add_span_options(run.add_argument_group(
+        "new data: spans (see docs/continuous_training.md)"), defaults)
     gate = run.add_argument_group("blessing gate")
     gate.add_argument("--min-accuracy", type=float, default=None,
                       help=f"accuracy floor [default: {defaults.min_accuracy}]")
@@ -98,6 +100,28 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--fail-if-not-blessed", action="store_true",
                      help="exit with code 3 when the candidate is not blessed (for CI)")
     add_verbose_option(run)
+
+
+def _add_span_options(group: argparse._ArgumentGroup, defaults: PipelineConfig) -> None:
+    """Options of data laid out in spans (`--data DIR` holding span-1/, span-2/, ...)."""
+    group.add_argument("--span", type=int, default=None,
+                       help="ingest this span (DIR/span-N/) [default: the newest]")
+    group.add_argument("--train-window", type=int, default=None,
+                       help="Transform and the Trainer read the newest K spans "
+                            f"[default: {defaults.train_window}]")
+    group.add_argument("--warm-start", default=None, choices=WARM_STARTS,
+                       help="served: start from the served version's weights when it is "
+                            "compatible and the window holds newer spans than it was trained "
+                            "on; checkpoint: from the pretrained checkpoint "
+                            f"[default: {defaults.warm_start}]")
+    group.add_argument("--warm-start-epochs", type=float, default=None,
+                       help="epochs over the window of a warm-started candidate, e.g. 0.5 "
+                            f"[default: {defaults.warm_start_epochs}]")
+    group.add_argument("--warm-start-learning-rate", type=float, default=None,
+                       help="peak learning rate of a warm-started candidate "
+                            f"[default: {defaults.warm_start_learning_rate}]")
+    group.add_argument("--accept-drift", action="store_true", default=None,
+                       help="train on a span the drift gate stopped (the report records it)")
 
 
 # Commands that load TensorFlow: their standard error goes through pipeline/cli/quiet.py.
@@ -268,6 +292,7 @@ def _add_compile_parser(subparsers: argparse._SubParsersAction) -> None:
                                      "--region=R --temp_location=gs://B/tmp "
                                      "--sdk_container_image=IMAGE\"")):
         compile_.add_argument(flag, default=None, help=text)
+    _add_span_options(compile_.add_argument_group("new data: spans"), PipelineConfig())
     compile_.add_argument("--distribution-strategy", default=None,
                           choices=DISTRIBUTION_STRATEGIES,
                           help="tf.distribute strategy of the Trainer [default: none]")

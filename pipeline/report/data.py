@@ -3,7 +3,9 @@
 `gather_report` reads the run (`results.run_results`), the verdict and overall
 metrics (`results.outcome`), the per-slice metrics and plots of every model
 from the Evaluators' TFMA output, the StatisticsGen statistics
-(`results.data_summary`) and every run of the store (`results.runs`).
+(`results.data_summary`), the span facts (`results.spans`: span, training
+window, warm start, drift verdict, and the candidate and served model span by
+span from the outcome) and every run of the store (`results.runs`).
 Everything below `gather_report` is pure: it works on plain dicts and lists
 (TFMA's JSON-like structures), so it is unit-tested without TensorFlow. Heavy
 modules (TFMA, TensorFlow) are imported only inside `gather_report`.
@@ -71,6 +73,15 @@ class ReportData:
     threshold: float = 0.5
     missing: list[str] = dataclasses.field(default_factory=list)  # what could not be read
     runs: list[Any] = dataclasses.field(default_factory=list)  # every run: results.runs.RunSummary
+    # span, train_spans, warm_start, drift (`results.spans.span_details`) and per_span
+    # (`RunOutcome.spans`), those the run recorded; {} for a run from before spans.
+    spans: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def has_spans(self) -> bool:
+        """Whether the run ingested a span (span > 0) or recorded a drift or warm-start."""
+        return bool(self.spans.get("span") or self.spans.get("drift")
+                    or self.spans.get("warm_start"))
 
 
 def gather_report(metadata_path: str) -> ReportData:
@@ -88,12 +99,23 @@ def gather_report(metadata_path: str) -> ReportData:
         splits=_split_reports(run["StatisticsGen"]) if has_statistics else [])
     if not has_statistics:
         data.missing.append("StatisticsGen produced no statistics in this run")
+    _add_spans(data, run)
     if run_results.has_output(run, "Evaluator", "evaluation"):
         _add_evaluation(data, run)
     else:
         data.missing.append("the Evaluator produced no evaluation in this run")
     _add_every_run(data)
     return data
+
+
+def _add_spans(data: ReportData, run: Mapping[str, Any]) -> None:
+    """The span facts of the run, also when it stopped before the evaluation."""
+    from pipeline.results import spans  # pylint: disable=import-outside-toplevel
+
+    try:
+        data.spans = spans.span_details(run)
+    except Exception as error:  # pylint: disable=broad-except
+        data.missing.append(f"could not read the span records: {type(error).__name__}: {error}")
 
 
 def _add_every_run(data: ReportData) -> None:
@@ -164,6 +186,7 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     verdict = outcome.collect(run_results.latest_run_id(data.metadata_path), dict(run))
     data.blessed, data.reasons = verdict.blessed, verdict.reasons
     data.pushed_to, data.majority_accuracy = verdict.pushed_to, verdict.majority_accuracy
+    data.spans = {**data.spans, **verdict.spans}
     seen_values: set[str] = set()
     for role, _, evaluation_uri in outcome.evaluated_models(dict(run)):
         model = model_report(role, evaluation_uri, verdict.model(role).metrics, data.threshold)

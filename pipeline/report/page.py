@@ -9,7 +9,7 @@ from typing import Any
 from components.features import QUESTIONS
 from pipeline.report.charts import calibration_chart, pr_chart
 from pipeline.report.data import ModelReport, ReportData
-from pipeline.results import runs as every_run
+from pipeline.results import run_table as every_run
 
 # Extra rows of the overall table, after the headline metrics.
 EXTRA_METRICS = {"calibration": "calibration (mean prediction / mean label)",
@@ -67,6 +67,8 @@ svg.chart .tick { font-size: 11px; fill: var(--muted); }
 svg.chart .axis-label, svg.chart .legend { font-size: 12px; }
 .note { color: var(--muted); font-size: 12px; margin: 8px 0 0; }
 .missing { color: var(--bad); }
+.bad { color: var(--bad); font-weight: 600; }
+h3 { font-size: 14px; margin: 16px 0 6px; }
 footer { color: var(--muted); font-size: 12px; }
 table.runs { font-size: 12px; }
 table.runs th, table.runs td { padding: 4px 6px; white-space: nowrap; }
@@ -122,6 +124,84 @@ def _verdict(data: ReportData) -> str:
     rows = "".join(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>" for key, value in facts)
     return (f'<div class="verdict {css}"><span class="badge">{word}</span>'
             f"<ul>{reasons}</ul><dl class=\"facts\">{rows}</dl></div>")
+
+
+def _metric_or_nan(scores: dict[str, Any] | None, key: str) -> float:
+    value = (scores or {}).get(key)
+    return math.nan if value is None else float(value)
+
+
+def _start_words(start: dict[str, Any] | None) -> str:
+    if not start:
+        return "not recorded"
+    if start.get("from") == "served":
+        return f"the served model, version {start.get('version')} (warm start)"
+    return "the checkpoint" + (f": {start['why']}" if start.get("why") else "")
+
+
+def _drift_table(drift: dict[str, Any]) -> str:
+    rows = []
+    for name, feature in drift.get("features", {}).items():
+        divergence = _metric_or_nan(feature, "divergence")
+        threshold = _metric_or_nan(feature, "threshold")
+        over = ('<td class="neg">yes</td>' if divergence > threshold else "<td>no</td>")
+        rows.append(f"<tr><td>{_e(name)}</td><td>{format_value(divergence)}</td>"
+                    f"<td>{format_value(threshold)}</td>{over}</tr>")
+    if not rows:
+        return ""
+    return ("<h3>Drift by feature</h3><table><thead><tr><th>feature</th><th>divergence</th>"
+            "<th>threshold</th><th>over the threshold</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            '<p class="note">Jensen-Shannon divergence of each feature between this span and '
+            "the previous one; a feature over its threshold stops the run unless the drift is "
+            "accepted (--accept-drift).</p>")
+
+
+def _per_span_table(per_span: list[dict[str, Any]]) -> str:
+    if not any(row.get("span") for row in per_span):
+        return ""
+    rows = []
+    for row in per_span:
+        candidate, served = row.get("candidate"), row.get("served")
+        cells = []
+        for key, metric in (("accuracy", "binary_accuracy"), ("f1", "f1_score")):
+            ours, theirs = _metric_or_nan(candidate, key), _metric_or_nan(served, key)
+            cells.append((format_value(ours), format_value(theirs),
+                          _diff_cell(ours - theirs, metric, True)))
+        rows.append(f"<tr><td>{_e(row.get('span'))}</td>"
+                    + "".join(f"<td>{ours}</td>" for ours, _, _ in cells)
+                    + "".join(f"<td>{theirs}</td>" for _, theirs, _ in cells)
+                    + "".join(diff for _, _, diff in cells) + "</tr>")
+    return ("<h3>Candidate and served model span by span (eval pairs of each span)</h3>"
+            "<table><thead><tr><th>span</th><th>candidate accuracy</th><th>candidate F1</th>"
+            "<th>served accuracy</th><th>served F1</th><th>accuracy \u2212 served</th>"
+            "<th>F1 \u2212 served</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            '<p class="note">\u2013 where nothing is served or a metric is undefined.</p>')
+
+
+def _spans_section(data: ReportData) -> str:
+    """The span, its training window, the warm start, the drift gate, span by span."""
+    if not data.has_spans:
+        return ""
+    details = data.spans
+    window = [span for span in details.get("train_spans") or [] if span]
+    facts = [("span", details.get("span") or "none (data not laid out in spans)"),
+             ("training window", ("spans " + ", ".join(map(str, window))) if window else
+              "all the data" if "train_spans" in details else "not recorded"),
+             ("started from", _start_words(details.get("warm_start")))]
+    drift = details.get("drift") or {}
+    verdict = ""
+    if drift:
+        against = (f"span {details.get('span')} against span {drift['previous_span']}"
+                   if drift.get("previous_span") is not None else drift.get("why", ""))
+        css = ' class="bad"' if drift.get("verdict") != "passed" else ""
+        verdict = f"<strong{css}>{_e(drift.get('verdict'))}</strong>" + (
+            f" ({_e(against)})" if against else "")
+    rows = "".join(f"<dt>{_e(key)}</dt><dd>{_e(value)}</dd>" for key, value in facts)
+    rows += f"<dt>drift</dt><dd>{verdict or 'not recorded'}</dd>"
+    return (f'<section><h2>Spans</h2><dl class="facts">{rows}</dl>'
+            f"{_drift_table(drift)}{_per_span_table(details.get('per_span') or [])}</section>")
 
 
 def _model_label(model: ModelReport) -> str:
@@ -272,7 +352,7 @@ def _footer(data: ReportData) -> str:
 
 def render_html(data: ReportData) -> str:
     """The complete page: inline CSS and SVG, no external resources."""
-    body = [_header(data), _verdict(data)]
+    body = [_header(data), _verdict(data), _spans_section(data)]
     if data.evaluated and len(data.models) >= 2:
         body += [_metrics_table(data), _confusion_section(data), _charts_section(data),
                  _slice_section(data)]

@@ -15,7 +15,9 @@ from typing import Any
 
 from components.evaluation.blessing_keys import NO_BASELINE_KEY
 from components.features import CANDIDATE, METRIC_TITLES, NOT_FINE_TUNED, SERVED
+from components.evaluation.per_span import per_span
 from pipeline.results.run_results import NodeResult
+from pipeline.results.spans import span_details
 
 ROLE_TITLES = {CANDIDATE: "fine-tuned candidate", NOT_FINE_TUNED: "not fine-tuned (cosine)",
                SERVED: "served model"}
@@ -46,6 +48,8 @@ class RunOutcome:
     already_served: bool  # the pushed model was identical to an existing version
     eval_examples: int
     majority_accuracy: float
+    # span, train_spans, warm_start, drift, per_span (`pipeline.results.spans`)
+    spans: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def model(self, role: str) -> ModelResult | None:
         """The model with that role, if it was evaluated in this run."""
@@ -120,10 +124,14 @@ def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
     if majority == 1.0:
         reasons.append("the eval split holds one class only, so F1 is 0 or undefined for "
                        "every model")
+    served = next((uri for role, _, uri in evaluated_models(run) if role == SERVED), None)
+    spans = {**span_details(run),
+             "per_span": per_span(run["Evaluator"].output_uri("evaluation"), served)}
     return RunOutcome(
         run_id=run_id, models=models, blessed=blessed, reasons=reasons, pushed_to=pushed_to,
         already_served=already_served,
-        eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority)
+        eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority,
+        spans=spans)
 
 
 def _number(value: float | None) -> float | None:
@@ -143,11 +151,27 @@ def to_json(outcome: RunOutcome) -> dict[str, Any]:
                     "metrics": {key: _number(model.metrics.get(name))
                                 for name, key in JSON_METRICS.items()}}
                    for model in outcome.models],
+        **outcome.spans,
     }
 
 
 def _cell(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.4f}"
+
+
+def _span_rows(per_span_rows: list[dict[str, Any]]) -> list[str]:
+    """Accuracy and F1 of the candidate (and the served model) on each span's eval pairs."""
+    if not any(row["span"] for row in per_span_rows):
+        return []
+    rows = []
+    for row in per_span_rows:
+        served = row["served"] or {}
+        candidate = row["candidate"]
+        rows.append(f"  span {row['span']:<4} candidate accuracy {_cell(candidate.get('accuracy'))}"
+                    f" F1 {_cell(candidate.get('f1'))}" + (
+                        f" | served accuracy {_cell(served.get('accuracy'))} "
+                        f"F1 {_cell(served.get('f1'))}" if served else ""))
+    return ["By span (eval pairs of each span):", *rows]
 
 
 def format_table(outcome: RunOutcome) -> str:
@@ -159,6 +183,7 @@ def format_table(outcome: RunOutcome) -> str:
         rows.append(f"{ROLE_TITLES[model.role]:<26}" + "".join(
             f"{_cell(model.metrics.get(metric)):>11}" for metric in METRIC_TITLES))
     rows.append(f"{'majority class':<26}{_cell(outcome.majority_accuracy):>11}")
+    rows += _span_rows(outcome.spans.get("per_span", []))
     verdict = "BLESSED" if outcome.blessed else "NOT BLESSED"
     rows.append(f"{verdict}: " + "; ".join(outcome.reasons))
     if outcome.already_served:

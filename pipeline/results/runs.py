@@ -2,7 +2,8 @@
 
 `read_runs` reads each `pipeline_run` context, oldest first, with the readers
 the other commands use (`run_results` for the executions, `data_summary` for
-the statistics, `outcome` for TFMA metrics, the verdict and the push). A
+the statistics, `outcome` for TFMA metrics, the verdict and the push, `spans` for
+the span, the training window, the warm start and the drift verdict). A
 component TFX reused from its cache is a CACHED execution of the run whose
 outputs are the earlier run's artifacts, so a cached run shows the same figures
 as the run that computed them. A run that failed or stopped early shows what it
@@ -24,12 +25,21 @@ numbers are JSON numbers, never NaN):
     family              str    its config.json `model_type` (e.g. "bert"); null when the
                                checkpoint does not resolve on this machine without network
     data                str    ExampleGen's input directory
+    span                int    the span the run ingested (0: data not laid out in spans;
+                               null: no record, e.g. the run stopped before ingesting)
+    train_spans         [int]  the spans of its training window (TrainingWindow); null for a
+                               run from before spans
+    drift               str    the DriftGate's verdict on the span against the previous one:
+                               "passed", "stopped" or "accepted"; null: no record
     train_pairs         int    pairs in the ingested train split (StatisticsGen)
     eval_pairs          int    pairs in the ingested eval split (StatisticsGen)
     max_train_examples  int    the Trainer's cap on training pairs (null: no cap)
     max_seq_length      int    Transform's max_seq_length
     epochs              int    Trainer epochs
     learning_rate       float  Trainer peak learning rate
+    warm_start          object where the candidate started (WarmStart): {"from": "served",
+                               "version": N} or {"from": "checkpoint", "why": "..."}; null:
+                               no record
     candidate_accuracy, candidate_f1, not_fine_tuned_accuracy, not_fine_tuned_f1
                         float  overall eval-split metrics from the Evaluator (TFMA)
     blessed             bool   the BlessingGate's decision
@@ -41,7 +51,7 @@ numbers are JSON numbers, never NaN):
     problems            [str]  artifacts that could not be read ([] if none)
 
 `format_table` is the plain-text table `qqp-tfx runs` prints; `table_rows` gives
-its cells to the HTML report.
+its cells to the HTML report (both in `run_table`, re-exported here).
 """
 
 from __future__ import annotations
@@ -53,11 +63,12 @@ import os
 from typing import Any, Callable, Sequence
 
 from components.features import CANDIDATE, NOT_FINE_TUNED
-from pipeline.results import run_results
+from pipeline.results import run_results, spans
+from pipeline.results.run_table import (  # noqa: F401  (re-exported: `qqp-tfx runs`)
+    COLUMN_NOTE, COLUMNS, MISSING, UNKNOWN, format_table, pushed_cell, table_rows,
+    verdict_word, why)
 
 ACCURACY, F1 = "binary_accuracy", "f1_score"  # TFMA metric names
-UNKNOWN = "unknown"
-MISSING = "-"
 
 
 @dataclasses.dataclass
@@ -73,12 +84,16 @@ class RunSummary:  # pylint: disable=too-many-instance-attributes
     checkpoint: str | None = None
     family: str | None = None
     data: str | None = None
+    span: int | None = None
+    train_spans: list[int] | None = None
+    drift: str | None = None
     train_pairs: int | None = None
     eval_pairs: int | None = None
     max_train_examples: int | None = None
     max_seq_length: int | None = None
     epochs: int | None = None
     learning_rate: float | None = None
+    warm_start: dict[str, Any] | None = None
     candidate_accuracy: float | None = None
     candidate_f1: float | None = None
     not_fine_tuned_accuracy: float | None = None
@@ -138,6 +153,7 @@ def summarize_run(run_id: str, started_ms: int, run: dict[str, Any],
             cache[summary.checkpoint] = checkpoint_family(summary.checkpoint)
         summary.family = cache[summary.checkpoint]
     _guarded(summary, "StatisticsGen statistics", lambda: _read_counts(summary, run))
+    _guarded(summary, "span records", lambda: _read_spans(summary, run))
     _guarded(summary, "Evaluator metrics",
              lambda: _read_metrics(summary, run, {} if metrics_cache is None else metrics_cache))
     _guarded(summary, "BlessingGate verdict", lambda: _read_verdict(summary, run))
@@ -186,6 +202,20 @@ def _read_counts(summary: RunSummary, run: dict[str, Any]) -> None:
     counts = data_summary.split_counts(run["StatisticsGen"])
     summary.train_pairs = counts["train"][0] if "train" in counts else None
     summary.eval_pairs = counts["eval"][0] if "eval" in counts else None
+
+
+def _read_spans(summary: RunSummary, run: dict[str, Any]) -> None:
+    """Span, training window, warm start and drift verdict, those the run recorded."""
+    details = spans.span_details(run)
+    summary.span = _integer(details.get("span"))
+    window = details.get("train_spans")
+    if isinstance(window, list) and all(_integer(span) is not None for span in window):
+        summary.train_spans = window
+    start = details.get("warm_start")
+    summary.warm_start = start if isinstance(start, dict) and start.get("from") else None
+    drift = details.get("drift")
+    verdict = drift.get("verdict") if isinstance(drift, dict) else None
+    summary.drift = verdict if isinstance(verdict, str) else None
 
 
 def _read_metrics(summary: RunSummary, run: dict[str, Any],
@@ -270,107 +300,9 @@ def checkpoint_family(checkpoint: str) -> str | None:
 
 
 # ------------------------------------------------------------------ presenting
+# (the table: `run_table`)
 
 
 def to_json(summaries: Sequence[RunSummary]) -> list[dict[str, Any]]:
     """The JSON list `qqp-tfx runs --format json` prints (keys: the module docstring)."""
     return [dataclasses.asdict(summary) for summary in summaries]
-
-
-# Table columns: (title, right-aligned).
-COLUMNS = (("run", False), ("started (UTC)", False), ("checkpoint", False), ("family", False),
-           ("data", False), ("train", True), ("eval", True), ("len", True), ("epochs", True),
-           ("lr", True), ("acc", True), ("F1", True), ("nft acc", True), ("nft F1", True),
-           ("verdict", False), ("pushed", True))
-COLUMN_NOTE = ("acc, F1: the fine-tuned candidate on the eval split; nft: the not-fine-tuned "
-               "model; len: max_seq_length; pushed: the serving version (same: identical to "
-               "the version already served, nothing new written)")
-_WIDEST = 32
-
-
-def _shorten(text: str | None) -> str:
-    """A long path or name cut from the left, keeping its end."""
-    if text is None:
-        return MISSING
-    return text if len(text) <= _WIDEST else "\u2026" + text[-(_WIDEST - 1):]
-
-
-def _count(value: int | None) -> str:
-    return MISSING if value is None else f"{value:,}"
-
-
-def _metric(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.4f}"
-
-
-def verdict_word(summary: RunSummary) -> str:
-    """blessed / not blessed, or the run's status when the gate did not decide."""
-    if summary.blessed is not None:
-        return "blessed" if summary.blessed else "not blessed"
-    return summary.status
-
-
-def pushed_cell(summary: RunSummary) -> str:
-    """The pushed version, "(same)" when it was already served; "-" when none."""
-    if summary.pushed_version is None:
-        return MISSING if summary.pushed_to is None else _shorten(summary.pushed_to)
-    return f"{summary.pushed_version} (same)" if summary.already_served \
-        else str(summary.pushed_version)
-
-
-def table_rows(summaries: Sequence[RunSummary]) -> list[list[str]]:
-    """The cells of each run's row, in `COLUMNS` order."""
-    rows = []
-    for summary in summaries:
-        checkpoint = summary.checkpoint
-        rows.append([
-            summary.run_id, summary.started.replace("T", " ").rstrip("Z"),
-            _shorten(checkpoint),
-            MISSING if checkpoint is None else (summary.family or UNKNOWN),
-            _shorten(summary.data), _count(summary.train_pairs), _count(summary.eval_pairs),
-            _count(summary.max_seq_length), _count(summary.epochs),
-            MISSING if summary.learning_rate is None else f"{summary.learning_rate:g}",
-            _metric(summary.candidate_accuracy), _metric(summary.candidate_f1),
-            _metric(summary.not_fine_tuned_accuracy), _metric(summary.not_fine_tuned_f1),
-            verdict_word(summary), pushed_cell(summary)])
-    return rows
-
-
-def why(summary: RunSummary) -> str:
-    """The verdict's reasons, or what became of a run the gate did not decide."""
-    if summary.verdict is not None:
-        return "; ".join(summary.verdict) or MISSING
-    if summary.status == "failed":
-        return f"failed at {', '.join(summary.failed_components)}"
-    if summary.unfinished_components:
-        return (f"incomplete: {', '.join(summary.unfinished_components)} did not finish "
-                "(still running, or the run was killed)")
-    if summary.status == "incomplete":
-        return "incomplete: stopped before the BlessingGate decided (--until, or killed)"
-    return "no verdict recorded"
-
-
-def format_table(summaries: Sequence[RunSummary]) -> str:
-    """The plain-text table of `qqp-tfx runs`, then each run's verdict in words."""
-    if not summaries:
-        return "No pipeline runs recorded yet."
-    titles = [title for title, _ in COLUMNS]
-    rows = table_rows(summaries)
-    widths = [max(len(row[index]) for row in [titles] + rows) for index in range(len(titles))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(cell.rjust(width) if right else cell.ljust(width)
-                         for cell, width, (_, right) in zip(cells, widths, COLUMNS)).rstrip()
-
-    lines = [line(titles), "  ".join("-" * width for width in widths)]
-    lines += [line(row) for row in rows]
-    lines += ["", COLUMN_NOTE, "", "Why:"]
-    for summary in summaries:
-        extra = []
-        if summary.cached_components:
-            extra.append(f"reused from cache: {', '.join(summary.cached_components)}")
-        if summary.problems:
-            extra.append(f"unreadable: {'; '.join(summary.problems)}")
-        lines.append(f"  {summary.run_id}: {why(summary)}"
-                     + "".join(f"\n      {item}" for item in extra))
-    return "\n".join(lines)

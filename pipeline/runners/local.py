@@ -17,7 +17,7 @@ def run_local(config: PipelineConfig) -> None:
 
     from pipeline.pipeline import UNCACHED_NODES, create_pipeline
 
-    data_input = resolve_data(config.data, config.download_dir)
+    data_input = resolve_data(config.data, config.download_dir, span=config.span)
     os.makedirs(os.path.dirname(os.path.abspath(config.metadata)), exist_ok=True)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata)
     # Compiled here rather than by LocalDagRunner.run, to switch the cache off for

@@ -168,7 +168,8 @@ def _container_data_input(config: PipelineConfig, image_root: str) -> DataInput:
             "materialize it once (qqp-tfx run --data hf:... --until QqpExampleGen writes "
             "parquet files under <pipeline-root>/hf_datasets), copy them to gs://... and "
             "give that directory")
-    data_input = resolve_data(config.data, config.download_dir, look_at_remote=False)
+    data_input = resolve_data(config.data, config.download_dir, look_at_remote=False,
+                              span=config.span)
     return dataclasses.replace(
         data_input, input_base=in_image_path(data_input.input_base, "data", image_root))
 

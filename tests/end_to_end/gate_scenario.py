@@ -27,20 +27,25 @@ TRAINING = {"epochs": 5, "batch-size": 16, "learning-rate": 1e-3,
             "baseline-margin": 0.0}
 
 
-def marked_rows(split_file: str, count: int) -> list[str]:
-    """The first `count` bundled rows, each duplicate's question2 ending in the marker."""
+def marked_rows(split_file: str, count: int, skip: int = 0, appended: str = "") -> list[str]:
+    """`count` bundled rows after the first `skip`, each duplicate's question2 ending in the
+    marker, and then every question2 in `appended`."""
     rows = []
-    for row in sample_rows(split_file, count):
+    for row in sample_rows(split_file, skip + count)[skip:]:
         columns = row.split("\t")
         if columns[5] == "1":
             columns[4] += MARKER
+        columns[4] += appended
         rows.append("\t".join(columns))
     return rows
 
 
-def write_data(directory: Path) -> Path:
-    """train.tsv and dev.tsv of the scenario in `directory`."""
+def write_data(directory: Path, part: int = 0, appended: str = "") -> Path:
+    """train.tsv and dev.tsv of the scenario in `directory`: the bundled rows of part 0,
+    or of another part of as many rows (part 1 follows part 0, and so on)."""
     directory.mkdir(parents=True, exist_ok=True)
-    write_tsv(directory / "train.tsv", marked_rows("train.tsv", TRAIN_PAIRS))
-    write_tsv(directory / "dev.tsv", marked_rows("dev.tsv", EVAL_PAIRS))
+    write_tsv(directory / "train.tsv",
+              marked_rows("train.tsv", TRAIN_PAIRS, part * TRAIN_PAIRS, appended))
+    write_tsv(directory / "dev.tsv", marked_rows("dev.tsv", EVAL_PAIRS, part * EVAL_PAIRS,
+                                                 appended))
     return directory

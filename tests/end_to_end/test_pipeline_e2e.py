@@ -1,12 +1,16 @@
-"""The whole pipeline under LocalDagRunner with a tiny random BERT on a few hundred pairs.
+"""The whole pipeline under LocalDagRunner with a tiny random BERT on a few hundred pairs,
+on data not laid out in spans, and the commands that read its results.
+
+All of it runs in `make test-slow` (about six minutes): `make test` plays LocalDagRunner
+end to end on data in spans (`tests/end_to_end/test_spans_e2e.py`), and this file's
+layout, a plain data directory, on the compiled spec (`test_run_compiled.py`).
 
 One module-scoped workspace is shared by four runs of the gate scenario
 (`tests.end_to_end.gate_scenario`): a good candidate (blessed, version 1), the same
 run again with the data gate's code edited (cached up to the gate, except the data
-gate; the gate reads the serving directory again; nothing new pushed), and, marked
-`slow` (make test-slow), a reliably worse candidate (better than the not-fine-tuned
-model, worse than version 1: not blessed) and that run again with its Trainer reused
-(not blessed again). `tests/end_to_end/test_run_compiled.py` plays the same scenario
+gate; the gate reads the serving directory again; nothing new pushed), a reliably
+worse candidate (better than the not-fine-tuned model, worse than version 1: not
+blessed) and that run again with its Trainer reused (not blessed again). `tests/end_to_end/test_run_compiled.py` plays the same scenario
 on the compiled Vertex AI spec.
 """
 
@@ -29,9 +33,11 @@ from tests.end_to_end import gate_scenario
 from tests.conftest import write_tsv
 
 ALL_COMPONENTS = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                  "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel",
-                  "Evaluator", "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
+                  "DataValidationGate", "DriftGate", "TrainingWindow", "WarmStart",
+                  "Transform", "Trainer", "NotFineTunedModel", "Evaluator", "ServedModel",
+                  "ServedModelEvaluator", "BlessingGate", "Pusher"}
 MARKER = gate_scenario.MARKER
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +127,8 @@ def test_rerun_with_an_edited_data_gate_reruns_it_and_the_gate_and_pushes_nothin
     run = _run(workspace, "good.yaml")
     assert not run["DataValidationGate"].cached  # its code changed
     for component in ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                      "Transform", "Trainer", "NotFineTunedModel", "Evaluator"):
+                      "DriftGate", "TrainingWindow", "WarmStart", "Transform", "Trainer",
+                      "NotFineTunedModel", "Evaluator"):
         assert run[component].cached, component
     # The gate's side reads the serving directory: it runs again, and so does the Pusher.
     for component in ("ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"):
@@ -263,7 +270,12 @@ def test_json_report_of_the_latest_run(workspace: Path, capsys):
                      str(workspace / "md.sqlite")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert set(summary) == {"run_id", "blessed", "pushed_to", "verdict", "eval_examples",
-                            "majority_accuracy", "models"}
+                            "majority_accuracy", "models", "span", "train_spans", "warm_start",
+                            "drift", "per_span"}
+    # Data not laid out in spans: span 0, a window of itself, nothing to compare drift with.
+    assert (summary["span"], summary["train_spans"]) == (0, [0])
+    assert summary["drift"]["verdict"] == "passed" and summary["drift"]["features"] == {}
+    assert summary["warm_start"]["from"] == "checkpoint"
     # The good candidate's rerun: blessed, compared with version 1, which it is.
     assert summary["blessed"] is True
     assert summary["pushed_to"] == str(workspace / "serving" / "qqp" / "1")
@@ -360,3 +372,4 @@ def test_runs_lists_every_run_of_the_workspace(workspace: Path, capsys):
     assert cli.main(["runs", "--metadata", metadata]) == 0
     table = capsys.readouterr().out
     assert all(run["run_id"] in table for run in listed) and "tiny-bert" in table
+

@@ -27,7 +27,8 @@ from tests.end_to_end import gate_scenario
 IMAGE = "us-docker.pkg.dev/my-project/qqp/qqp-tfx:test"
 ENTRYPOINT_LINE = "Starting executor"  # logged by TFX's kubeflow_v2_run_executor
 ALL_TASKS = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-             "DataValidationGate", "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
+             "DataValidationGate", "DriftGate", "TrainingWindow", "WarmStart", "Transform",
+             "Trainer", "NotFineTunedModel", "Evaluator",
              "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
 GATE_TASKS = {"ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
 

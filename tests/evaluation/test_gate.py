@@ -14,10 +14,15 @@ import tensorflow_model_analysis as tfma
 
 from components.evaluation.eval_configs import not_fine_tuned_eval_config, served_model_eval_config
 from components.evaluation.gate import decide
-from components.features import LABEL, SLICE_FEATURE
+from components.features import LABEL, SLICE_FEATURE, SPAN_FEATURE
 
 LABELS = np.array([1] * 40 + [0] * 60)
 # Two slices of 50 pairs, each with 20 duplicates.
+# One span, as in a window of one (the span slice is then all pairs, and not gated twice).
+SPANS = np.ones(100, dtype=int)
+# Two spans: the first 20 duplicates and 30 others are span 1, the rest span 2.
+TWO_SPANS = np.where((np.arange(100) < 20) | ((np.arange(100) >= 40) & (np.arange(100) < 70)),
+                     1, 2)
 SLICES = np.where((np.arange(100) < 20) | ((np.arange(100) >= 40) & (np.arange(100) < 70)),
                   "0.00-0.25", "0.75-1.00")
 
@@ -42,14 +47,17 @@ def _predictions_from_examples(monkeypatch):
 
 
 def _evaluate(tmp_path: Path, name: str, config: tfma.EvalConfig, candidate: np.ndarray,
-              baseline: np.ndarray) -> tuple[str, bool]:
+              baseline: np.ndarray, spans: np.ndarray | None = SPANS) -> tuple[str, bool]:
     data = tmp_path / f"{name}.tfrecord"
     with tf.io.TFRecordWriter(str(data)) as writer:
-        for label, ours, theirs, group in zip(LABELS, candidate, baseline, SLICES):
+        for index, (label, ours, theirs, group) in enumerate(
+                zip(LABELS, candidate, baseline, SLICES)):
+            span = [] if spans is None else [int(spans[index])]
             writer.write(tf.train.Example(features=tf.train.Features(feature={
                 SLICE_FEATURE: tf.train.Feature(
                     bytes_list=tf.train.BytesList(value=[group.encode()])),
                 LABEL: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+                SPAN_FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(value=span)),
                 "p_candidate": tf.train.Feature(float_list=tf.train.FloatList(value=[ours])),
                 "p_baseline": tf.train.Feature(float_list=tf.train.FloatList(value=[theirs])),
             })).SerializeToString())
@@ -63,11 +71,12 @@ def _evaluate(tmp_path: Path, name: str, config: tfma.EvalConfig, candidate: np.
     return str(output), tfma.load_validation_result(str(output)).validation_ok
 
 
-def _gate(tmp_path: Path, candidate, not_fine_tuned, served, margin: float = 0.0):
+def _gate(tmp_path: Path, candidate, not_fine_tuned, served, margin: float = 0.0,
+          spans: np.ndarray | None = SPANS):
     nft_uri, nft_ok = _evaluate(tmp_path, "nft", not_fine_tuned_eval_config(0.5, 0.3),
-                                candidate, not_fine_tuned)
+                                candidate, not_fine_tuned, spans)
     served_uri, served_ok = _evaluate(tmp_path, "served", served_model_eval_config(margin),
-                                      candidate, served)
+                                      candidate, served, spans)
     return decide(nft_uri, nft_ok, served_uri, served_ok, served_version=3)
 
 
@@ -148,3 +157,30 @@ def test_only_all_pairs_are_gated_not_each_slice(tmp_path: Path):
     not_fine_tuned[70:80] = 0.9
     blessed, reasons = _gate(tmp_path, candidate, not_fine_tuned, candidate)
     assert blessed, reasons  # although worse than the not-fine-tuned model in one slice
+
+
+def test_a_model_that_forgot_one_span_is_not_blessed_and_the_span_is_named(tmp_path: Path):
+    """As good as the served model on span 2, worse on span 1: the verdict names span 1."""
+    served = _predictions(10, 10)
+    candidate = served.copy()
+    candidate[:20] = 0.1  # every duplicate of span 1 missed
+    blessed, reasons = _gate(tmp_path, candidate, _predictions(40, 0), served, spans=TWO_SPANS)
+    assert not blessed
+    assert "accuracy is -0.2000 on span 1 vs the served model (version 3)" in [
+        reason.split(" (needs")[0] for reason in reasons], reasons
+    assert not any(" on span 2 " in reason for reason in reasons), reasons
+    assert reasons[-1] == "worst span: 1 (accuracy -0.2000, F1 -0.5000)", reasons
+
+
+def test_a_window_of_one_span_is_gated_on_all_pairs_only(tmp_path: Path):
+    blessed, reasons = _gate(tmp_path, _predictions(8, 7), _predictions(10, 10),
+                             _predictions(5, 5))
+    assert not blessed
+    assert not any(" on span " in reason or "worst span" in reason for reason in reasons)
+
+
+def test_eval_pairs_without_a_span_fail_the_gate_with_a_reason(tmp_path: Path):
+    blessed, reasons = _gate(tmp_path, _predictions(5, 5), _predictions(10, 10),
+                             _predictions(8, 7), spans=None)
+    assert not blessed
+    assert "no eval pairs sliced by span to compare with the served model (version 3)" in reasons

@@ -39,7 +39,7 @@ def _fn_args(transformed, output: Path) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         train_files=[transformed.train_files], transform_output=str(transformed.transform_output),
         model_run_dir=str(output / "model_run"), serving_model_dir=str(output / "serving"),
-        custom_config=hparams.to_custom_config())
+        custom_config=hparams.to_custom_config(), base_model=None)
 
 
 def _op_types(saved_model_dir: Path) -> set[str]:

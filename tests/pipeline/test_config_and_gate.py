@@ -64,6 +64,17 @@ def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
     assert config.beam_pipeline_args == ["--a", "--b"]
 
 
+def test_drift_thresholds_come_from_a_config_file(tmp_path: Path, capsys):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("drift-thresholds:\n  tokens_per_question: 0.15\n")
+    config = PipelineConfig().with_overrides(load_config_file(str(config_file)))
+    assert config.drift_thresholds == {"tokens_per_question": 0.15}
+    config_file.write_text("drift-thresholds:\n  token_count: 0.15\n")
+    assert cli.main(["run", "--config", str(config_file)]) == cli.EXIT_BAD_INPUT
+    assert ("--drift-thresholds: {'token_count': 0.15} is not allowed; expected a mapping of "
+            "drift features (tokens_per_question, " in capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs: 0 is not allowed; expected an integer >= 1"),
     (["--learning-rate=-1e-5"],
@@ -75,6 +86,8 @@ def test_yaml_numbers_are_coerced_like_command_line_values(tmp_path: Path):
     (["--min-f1", "1.5"], "--min-f1: 1.5 is not allowed; expected a number from 0 to 1"),
     (["--baseline-margin=-0.1"],
      "--baseline-margin: -0.1 is not allowed; expected a number from 0 to 1"),
+    (["--train-window", "0"], "--train-window: 0 is not allowed; expected an integer >= 1"),
+    (["--warm-start-epochs", "0"], "--warm-start-epochs: 0.0 is not allowed; expected a finite"),
     (["--until", "Evaluatr"], "--until: 'Evaluatr' is not allowed; expected one of QqpExampleGen"),
     (["--checkpoint", "./no-such-checkpoint"], "checkpoint './no-such-checkpoint': no such directory"),
 ])

@@ -96,3 +96,38 @@ def test_remote_directories_are_resolved_like_local_ones(small_qqp_dir: Path, tm
     assert (single.input_base, single.split_patterns) == (remote, {"all": "all.tsv"})
     with pytest.raises(QqpDataError, match="no such file or directory"):
         resolve_data(f"{remote}/missing", str(tmp_path))
+
+
+def test_a_directory_of_spans_reads_the_newest_span_when_exampleGen_runs(small_qqp_dir: Path,
+                                                                         tmp_path: Path):
+    spans = tmp_path / "weekly"
+    for number in (1, 2, 10):
+        (spans / f"span-{number}").mkdir(parents=True)
+        for name in ("train.tsv", "dev.tsv"):
+            (spans / f"span-{number}" / name).write_bytes((small_qqp_dir / name).read_bytes())
+    (spans / "span-x").mkdir()  # not a span: ignored
+    data_input = resolve_data(str(spans), str(tmp_path / "dl"))
+    assert data_input.input_base == str(spans)
+    assert data_input.split_patterns == {"train": "span-{SPAN}/train.tsv",
+                                         "eval": "span-{SPAN}/dev.tsv"}
+    assert (data_input.spans, data_input.span) == ((1, 2, 10), None)
+    assert resolve_data(str(spans), str(tmp_path / "dl"), span=2).span == 2
+    with pytest.raises(QqpDataError, match=r"has no span-3 folder; spans found: 1, 2, 10"):
+        resolve_data(str(spans), str(tmp_path / "dl"), span=3)
+    (spans / "span-10" / "dev.tsv").unlink()  # the newest span sets the layout: checked here
+    with pytest.raises(QqpDataError, match=r"span-10: has no eval file"):
+        resolve_data(str(spans), str(tmp_path / "dl"))
+
+
+def test_span_needs_a_directory_of_spans(small_qqp_dir: Path, tmp_path: Path):
+    with pytest.raises(QqpDataError, match="--span 1 given, but the directory holds no span-N"):
+        resolve_data(str(small_qqp_dir), str(tmp_path), span=1)
+    with pytest.raises(QqpDataError, match="--span needs a directory of span-N folders"):
+        resolve_data(str(small_qqp_dir / "dev.tsv"), str(tmp_path), span=1)
+
+
+def test_a_remote_span_pattern_is_taken_as_glue_spans_without_listing(tmp_path: Path):
+    data_input = resolve_data("gs://b/qqp/span-{SPAN}", str(tmp_path), look_at_remote=False)
+    assert data_input.input_base == "gs://b/qqp"
+    assert data_input.split_patterns == {"train": "span-{SPAN}/train.tsv",
+                                         "eval": "span-{SPAN}/dev.tsv"}

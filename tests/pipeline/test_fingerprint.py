@@ -17,8 +17,9 @@ from pipeline.config import COMPONENT_IDS
 DATA_NODES = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
               "DataValidationGate"}
 # Transform and every node after it: ServedModel reads the serving directory and never
-# comes from the cache anyway.
-FROM_TRANSFORM_ON = set(COMPONENT_IDS) - DATA_NODES - {"ServedModel"}
+# comes from the cache anyway. The drift gate, the window and the warm start come before.
+FROM_TRANSFORM_ON = set(COMPONENT_IDS) - DATA_NODES - {"ServedModel", "DriftGate",
+                                                       "TrainingWindow", "WarmStart"}
 
 
 def test_editing_a_module_changes_only_the_fingerprints_of_its_importers(tmp_path: Path,
@@ -120,6 +121,12 @@ RERUN_ON_EDIT = {
     "data/example_gen.py": {"QqpExampleGen"},
     "data/records.py": {"QqpExampleGen"},
     "data/validation_gate.py": {"DataValidationGate"},
+    "data/window.py": {"DriftGate", "TrainingWindow", "WarmStart"},  # the span registry
+    "drift/metrics.py": {"DriftGate"},
+    "drift/gate.py": {"DriftGate"},
+    "training/warm_start.py": {"Trainer", "WarmStart"},
+    "training/warm_start_component.py": {"WarmStart"},
+    "evaluation/per_span.py": {"BlessingGate"},
     "text/preprocessing.py": {"Transform"},
     "training/trainer.py": {"Trainer"},
     "training/not_fine_tuned.py": {"NotFineTunedModel"},
@@ -130,11 +137,13 @@ RERUN_ON_EDIT = {
     "training/optimizer.py": {"Trainer"},
     "evaluation/gate.py": {"BlessingGate"},
     "serving/pusher.py": {"Pusher"},
-    "serving/layout.py": {"Pusher", "ServedModel", "ServedModelEvaluator", "BlessingGate"},
+    "serving/layout.py": {"Pusher", "ServedModel", "ServedModelEvaluator", "BlessingGate",
+                          "WarmStart"},
     "model/classifier.py": {"Trainer", "NotFineTunedModel"},
-    # Copies remote checkpoints (Transform, the Trainers), the served model and pushes.
-    "file_trees.py": {"Transform", "Trainer", "NotFineTunedModel", "ServedModel",
-                      "ServedModelEvaluator", "Pusher"},
+    # Copies remote checkpoints (the drift gate, the warm start's identity, Transform, the
+    # Trainers), the served model and pushes.
+    "file_trees.py": {"DriftGate", "WarmStart", "Transform", "Trainer", "NotFineTunedModel",
+                      "ServedModel", "ServedModelEvaluator", "Pusher"},
 }
 
 

@@ -219,3 +219,66 @@ def test_split_report_from_statistics_proto():
     assert (split.name, split.pairs, split.duplicates, split.not_duplicates) == (
         "eval", 10, 4, 6)
     assert split.avg_length == {"question1": 40.5, "question2": 51.0}
+
+
+SPANS = {"span": 3, "train_spans": [2, 3],
+         "warm_start": {"from": "checkpoint",
+                        "why": "version 1 is not compatible: its <pooling> differ"},
+         "drift": {"verdict": "stopped", "previous_span": 2, "features": {
+             "word_overlap": {"divergence": 0.0912, "threshold": 0.07},
+             "dup<share>": {"divergence": 0.001, "threshold": 0.02}}},
+         "per_span": [
+             {"span": 2, "candidate": {"accuracy": 0.8, "f1": 0.7},
+              "served": {"accuracy": 0.75, "f1": 0.72}},
+             {"span": 3, "candidate": {"accuracy": 0.9, "f1": 0.85}, "served": None}]}
+
+
+def _spans_section(page):
+    return page.split("<h2>Spans</h2>")[1].split("</section>")[0]
+
+
+def _body_rows(table):
+    body = table.split("<tbody>")[1].split("</tbody>")[0]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body)]
+
+
+def test_render_html_shows_the_spans_of_a_spans_run():
+    page = report_page.render_html(_data(spans=SPANS))
+    # Near the top: right after the verdict, before the metrics.
+    assert page.index('<div class="verdict') < page.index("<h2>Spans</h2>") < page.index(
+        "<h2>Fine-tuned candidate vs")
+    section = _spans_section(page)
+    assert "<dt>span</dt><dd>3</dd>" in section and "<dd>spans 2, 3</dd>" in section
+    assert "the checkpoint: version 1 is not compatible: its &lt;pooling&gt; differ" in section
+    assert '<strong class="bad">stopped</strong> (span 3 against span 2)' in section
+    drift, by_span = section.split("<h3>")[1:]
+    assert drift.startswith("Drift by feature")
+    assert _body_rows(drift) == [["word_overlap", "0.0912", "0.0700", "yes"],
+                                 ["dup&lt;share&gt;", "0.0010", "0.0200", "no"]]
+    assert '<td class="neg">yes</td>' in drift
+    assert _body_rows(by_span) == [
+        ["2", "0.8000", "0.7000", "0.7500", "0.7200", "+0.0500", "-0.0200"],
+        ["3", "0.9000", "0.8500", "\u2013", "\u2013", "\u2013", "\u2013"]]
+    assert "<share>" not in page and "<pooling>" not in page
+
+
+def test_render_html_of_a_warm_start_without_spans_or_drift():
+    page = report_page.render_html(_data(spans={
+        "span": 0, "train_spans": [0], "warm_start": {"from": "served", "version": 1},
+        "drift": {"verdict": "passed", "features": {},
+                  "why": "no previous span to compare with"},
+        "per_span": [{"span": 0, "candidate": {"accuracy": 0.8, "f1": 0.7}, "served": None}]}))
+    section = _spans_section(page)
+    assert "<dd>none (data not laid out in spans)</dd>" in section
+    assert "<dd>all the data</dd>" in section
+    assert "the served model, version 1 (warm start)" in section
+    assert "<strong>passed</strong> (no previous span to compare with)" in section
+    assert "<h3>" not in section  # no drift measured, no spans to compare
+
+
+@pytest.mark.parametrize("spans", [{}, {"span": 0}, {
+    "span": 0, "per_span": [{"span": 0, "candidate": {"accuracy": 0.8}, "served": None}]}])
+def test_render_html_of_a_run_without_spans_has_no_spans_section(spans):
+    page = report_page.render_html(_data(spans=spans))
+    assert "<h2>Spans</h2>" not in page and "Drift by feature" not in page
+    assert "span by span" not in page

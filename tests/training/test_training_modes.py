@@ -73,7 +73,7 @@ def test_run_fn_builds_and_trains_the_model_under_the_mirrored_strategy(tmp_path
     monkeypatch.setattr(trainer, "tft", SimpleNamespace(TFTransformOutput=lambda path: None))
     monkeypatch.setattr(trainer, "inputs", SimpleNamespace(
         count_examples=lambda files: len(labels),
-        training_batches=lambda *args: tf.data.Dataset.from_tensors((features, labels)).repeat()))
+        training_batches=lambda *args, **kwargs: tf.data.Dataset.from_tensors((features, labels)).repeat()))
     monkeypatch.setattr(trainer, "export_serving_model",
                         lambda model, tft_output, export_dir: exported.append(model))
     hparams = Hyperparameters(distribution_strategy="mirrored", mixed_precision="none",

@@ -110,7 +110,7 @@ def _fn_args(workspace: Workspace, trainer_dir: Path, execution: int) -> dict:
             "transform_output": str(workspace.transform_output),
             "model_run_dir": str(trainer_dir / "model_run" / str(execution)),
             "serving_model_dir": str(trainer_dir / "model" / str(execution) / "Format-Serving"),
-            "custom_config": hparams.to_custom_config()}
+            "custom_config": hparams.to_custom_config(), "base_model": None}
 
 
 def _killed_run(fn_args: dict, where: str, saved: Path) -> str:

@@ -44,6 +44,7 @@ import yaml
 
 from pipeline.config import REPO_ROOT
 from pipeline.fingerprint import checkout_fingerprint
+from pipeline.results.spans import describe
 from pipeline.runners.dry_run.spec import (CONSTANT_PLACEHOLDERS, PLACEHOLDER, CompiledPipeline,
                                            Task, UnsupportedSpecError)
 
@@ -329,9 +330,25 @@ class CompiledRun:
         return JobResult(self.job_id, dict(self.results))
 
 
+def _span_details(job: JobResult) -> dict[str, Any]:
+    """span, train_spans, warm_start and drift of a job, as `results.spans` reads a run."""
+    details: dict[str, Any] = {}
+    for task, key, names in (("TrainingWindow", "examples", ("span", "train_spans")),
+                             ("WarmStart", "model", ("warm_start",)),
+                             ("DriftGate", "drift", ("drift",))):
+        if task in job.tasks:
+            metadata = job.output(task, key)["metadata"]
+            for name in names:
+                if name in metadata:
+                    value = metadata[name]
+                    details[name] = json.loads(value) if isinstance(value, str) else int(value)
+    return details
+
+
 def summary_lines(job: JobResult) -> list[str]:
-    """The gate's verdict, the push and which tasks ran, from the tasks' output metadata."""
-    lines = []
+    """The spans, the gate's verdict, the push and which tasks ran, from the tasks' output
+    metadata."""
+    lines = describe(_span_details(job))
     if "BlessingGate" in job.tasks:
         blessing = job.output("BlessingGate", "blessing")["metadata"]
         verdict = "BLESSED" if blessing.get("blessed") == 1 else "NOT BLESSED"
