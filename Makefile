@@ -14,7 +14,8 @@ run: $(VENV_STAMP)
 # Two pytest-xdist workers, one test file each at a time (module fixtures are built once),
 # the slowest files first (tests/conftest.py orders them).
 # Tests marked `slow` (LocalDagRunner on a plain data directory and the CLI on its results,
-# the gate scenario's worse candidate on both runners, spans on the compiled spec, Beam's
+# the gate scenario's worse candidate on both runners, spans on the compiled spec, three
+# families whose tokenizer algorithm another one already covers, Beam's
 # multi-process runner, the notebook run headless: minutes of training and process
 # start-ups) run in `make test-slow`, which CI runs too.
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
@@ -25,7 +26,7 @@ test: $(VENV_STAMP)
 # The whole files: a slow test may build on the ones before it in its file.
 test-slow: $(VENV_STAMP)
 	.venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-		tests/end_to_end tests/families/test_encoders.py
+		tests/end_to_end tests/families/test_encoders.py tests/families/test_families.py
 
 notebook: $(VENV_STAMP)
 	.venv/bin/jupyter lab notebooks/walkthrough.ipynb $(ARGS)

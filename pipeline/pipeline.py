@@ -142,11 +142,13 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         checkpoint=config.checkpoint, max_seq_length=config.max_seq_length,
         thresholds=json.dumps(config.drift_thresholds, sort_keys=True),
         accept_drift=int(config.accept_drift)))
-    drift_gate.add_upstream_node(data_gate)
     window = _fingerprinted(TrainingWindow(
         span_examples=examples_gen.outputs["examples"], train_window=config.train_window,
         registry_dir=registry_dir))
-    window.add_upstream_node(drift_gate)  # only a span that passed is registered
+    # Only a span that passed both gates is registered. The drift gate needs ExampleGen's
+    # output alone: orchestrators that run steps side by side run it beside the statistics.
+    window.add_upstream_node(data_gate)
+    window.add_upstream_node(drift_gate)
     examples = window.outputs["examples"]
     hparams = config.hyperparameters()
     warm_start = _fingerprinted(WarmStart(

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
 from components.evaluation.eval_configs import not_fine_tuned_eval_config, served_model_eval_config
-from components.evaluation.gate import decide
+from components.evaluation.gate import decide, failure_reasons
 from components.features import LABEL, SLICE_FEATURE, SPAN_FEATURE
 
 LABELS = np.array([1] * 40 + [0] * 60)
@@ -46,8 +46,21 @@ def _predictions_from_examples(monkeypatch):
                             eval_config, has_baseline=True))
 
 
+# TFMA runs already made in this module, by their inputs: several cases share a comparison.
+_EVALUATIONS: dict[bytes, tuple[str, bool]] = {}
+
+
 def _evaluate(tmp_path: Path, name: str, config: tfma.EvalConfig, candidate: np.ndarray,
               baseline: np.ndarray, spans: np.ndarray | None = SPANS) -> tuple[str, bool]:
+    key = b"|".join([config.SerializeToString(deterministic=True), candidate.tobytes(),
+                     baseline.tobytes(), b"-" if spans is None else spans.tobytes()])
+    if key not in _EVALUATIONS:
+        _EVALUATIONS[key] = _run_tfma(tmp_path, name, config, candidate, baseline, spans)
+    return _EVALUATIONS[key]
+
+
+def _run_tfma(tmp_path: Path, name: str, config: tfma.EvalConfig, candidate: np.ndarray,
+              baseline: np.ndarray, spans: np.ndarray | None) -> tuple[str, bool]:
     data = tmp_path / f"{name}.tfrecord"
     with tf.io.TFRecordWriter(str(data)) as writer:
         for index, (label, ours, theirs, group) in enumerate(
@@ -180,7 +193,8 @@ def test_a_window_of_one_span_is_gated_on_all_pairs_only(tmp_path: Path):
 
 
 def test_eval_pairs_without_a_span_fail_the_gate_with_a_reason(tmp_path: Path):
-    blessed, reasons = _gate(tmp_path, _predictions(5, 5), _predictions(10, 10),
-                             _predictions(8, 7), spans=None)
-    assert not blessed
-    assert "no eval pairs sliced by span to compare with the served model (version 3)" in reasons
+    uri, passed = _evaluate(tmp_path, "served", served_model_eval_config(0.0),
+                            _predictions(5, 5), _predictions(8, 7), spans=None)
+    assert not passed
+    assert failure_reasons(uri, "the served model") == [
+        "no eval pairs sliced by span to compare with the served model"]

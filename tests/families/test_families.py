@@ -2,9 +2,11 @@
 
 Each family's checkpoint is tiny and random, with tokenizer files trained on QQP
 questions (fixtures.families). BERT goes through the whole pipeline in
-test_pipeline_e2e.py; here each family's tokenizer runs inside tf.Transform, both
+test_spans_e2e.py; here each family's tokenizer runs inside tf.Transform, both
 Trainers' run_fn train and export, and the exported SavedModels are called on raw
-text. `benchmarks/families.py` runs every family through the whole pipeline.
+text. `make test` runs one family per tokenizer algorithm besides BERT's WordPiece
+(ALBERT: SentencePiece, RoBERTa: byte-level BPE); `make test-slow` all of them.
+`benchmarks/families.py` runs every family through the whole pipeline.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from components.training.hyperparameters import Hyperparameters
 from fixtures import families
 from tests.transformed import transform_sample
 
-FAMILIES_HERE = [name for name in families.FAMILY_TYPES if name != "bert"]
+# The families whose tokenizer algorithm another family of `make test` already covers.
+IN_TEST_SLOW = {"distilbert", "electra", "deberta-v2"}
+FAMILIES_HERE = [pytest.param(name, marks=[pytest.mark.slow] if name in IN_TEST_SLOW else [])
+                 for name in families.FAMILY_TYPES if name != "bert"]
 PAIRS = 24
 MAX_SEQ_LENGTH = 24
 PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
