@@ -48,9 +48,10 @@ def _versions(workspace: Path) -> list[str]:
                   if path.name.isdigit())
 
 
-def _warm_start_record(workspace: Path, version: int) -> dict:
-    return json.loads((workspace / "serving" / "qqp" / str(version) / "assets.extra" /
-                       "warm_start" / "model.json").read_text())
+def _warm_start_record(saved_model_dir: Path) -> dict:
+    """What a SavedModel's warm-start weights fit and where they started from."""
+    return json.loads((saved_model_dir / "assets.extra" / "warm_start" / "model.json")
+                      .read_text())
 
 
 def test_span_1_is_pushed_as_version_1(workspace: Path, capsys):
@@ -60,7 +61,7 @@ def test_span_1_is_pushed_as_version_1(workspace: Path, capsys):
     assert "drift: passed (no previous span to compare with)" in output
     assert "started from: the checkpoint (no model is served yet)" in output
     assert _versions(workspace) == ["1"]
-    assert _warm_start_record(workspace, 1)["train_spans"] == [1]
+    assert _warm_start_record(workspace / "serving" / "qqp" / "1")["train_spans"] == [1]
 
 
 def test_span_2_alone_is_ingested_warm_started_from_version_1_and_gated_span_by_span(
@@ -80,14 +81,17 @@ def test_span_2_alone_is_ingested_warm_started_from_version_1_and_gated_span_by_
     window = run["TrainingWindow"].outputs["examples"][0]
     assert json.loads(window.custom_properties["train_spans"].string_value) == [1, 2]
     assert "span 2, training window: spans 1, 2" in output
-    # The candidate started from version 1's weights, exactly.
+    # The candidate (the Trainer's export, pushed or not) started from version 1's weights.
     assert "started from: the served version 1" in output
-    version_1, version_2 = _warm_start_record(workspace, 1), _warm_start_record(workspace, 2)
-    assert version_2["started_from"] == {"from": "served", "version": 1}
-    assert version_2["start_weights_sha256"] == version_1["weights_sha256"]
+    version_1 = _warm_start_record(workspace / "serving" / "qqp" / "1")
+    candidate = _warm_start_record(
+        Path(run["Trainer"].outputs["model"][0].uri) / "Format-Serving")
+    assert candidate["started_from"] == {"from": "served", "version": 1}
+    assert candidate["start_weights_sha256"] == version_1["weights_sha256"]
     assert version_1["start_weights_sha256"] != version_1["weights_sha256"]
-    assert version_2["train_spans"] == [1, 2]
+    assert candidate["train_spans"] == [1, 2]
     assert _versions(workspace) == ["1", "2"]
+    assert _warm_start_record(workspace / "serving" / "qqp" / "2") == candidate
     assert cli.main(["report", "--format", "json", "--metadata",
                      str(workspace / "md.sqlite")]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -100,15 +100,18 @@ def _parameters(task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
             values[key] = value if kind == "stringValue" else (
                 int(value) if kind == "intValue" else float(value))
         else:
-            value = runtime_value["constant"]
-            values[key] = value
-            if isinstance(value, str):
-                legacy[key] = {"stringValue": value}
-            elif isinstance(value, (int, float)) and float(value).is_integer():
-                legacy[key] = {"intValue": str(int(value))}
-            else:
-                legacy[key] = {"doubleValue": value}
+            values[key] = runtime_value["constant"]
+            legacy[key] = _legacy_parameter(values[key])
     return values, legacy
+
+
+def _legacy_parameter(value: Any) -> dict[str, Any]:
+    """A parameter value in the legacy form of `inputs.parameters`."""
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, (int, float)) and float(value).is_integer():
+        return {"intValue": str(int(value))}
+    return {"doubleValue": value}
 
 
 class CompiledRun:
@@ -221,8 +224,11 @@ class CompiledRun:
         if driver_output is None:
             raise TaskFailedError(f"task {task.name}: the preCacheCheck driver wrote no "
                                   f"ExecutorOutput ({executor_input['outputs']['outputFile']})")
-        executor_input["inputs"]["parameterValues"].update(
-            driver_output.get("parameterValues", {}))
+        # Vertex renders the executor's input from the task the driver updated: both forms
+        # (TFX's executor reads the legacy one), e.g. input_config with the span resolved.
+        for key, value in driver_output.get("parameterValues", {}).items():
+            executor_input["inputs"]["parameterValues"][key] = value
+            executor_input["inputs"]["parameters"][key] = _legacy_parameter(value)
         for key, artifact_list in driver_output.get("artifacts", {}).items():
             for ours, theirs in zip(executor_input["outputs"]["artifacts"][key]["artifacts"],
                                     artifact_list["artifacts"]):
