@@ -13,6 +13,7 @@ import json
 import math
 import os
 import shlex
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -33,7 +34,8 @@ MODEL_NAME = "qqp"
 COMPONENT_IDS = ("QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
                  "DataValidationGate", "DriftGate", "TrainingWindow", "WarmStart",
                  "Transform", "Trainer", "NotFineTunedModel", "Evaluator",
-                 "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher")
+                 "ServedModel", "ServedModelEvaluator", "BlessingGate", "ServingCheck",
+                 "Pusher")
 MIN_SEQ_LENGTH = 8
 
 
@@ -60,6 +62,14 @@ def not_empty(what: str) -> Rule:
     return Rule(str, what, lambda value: value.strip() != "")
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        return False
+
+
 MAX_SEED = 2**32 - 1  # numpy's and Keras's seeds are unsigned 32-bit
 PATH = not_empty("a non-empty path")
 FRACTION = Rule(float, "a number from 0 to 1", lambda value: 0.0 <= value <= 1.0)
@@ -80,6 +90,8 @@ RULES: dict[str, Rule] = {
     "seed": Rule(int, f"an integer from 0 to {MAX_SEED}", lambda value: 0 <= value <= MAX_SEED),
     # A margin of 1 or more would bless any candidate: the gate compares metrics in [0, 1].
     "min_accuracy": FRACTION, "min_f1": FRACTION, "baseline_margin": FRACTION,
+    "max_latency_ratio": Rule(float, "a number >= 1", lambda value: value >= 1),
+    "max_memory_ratio": Rule(float, "a number >= 1", lambda value: value >= 1),
     "distribution_strategy": Rule(str, choices=DISTRIBUTION_STRATEGIES),
     "mixed_precision": Rule(str, choices=MIXED_PRECISION_POLICIES),
     "pair_order": Rule(str, choices=PAIR_ORDERS),
@@ -92,6 +104,7 @@ RULES: dict[str, Rule] = {
     "drift_thresholds": Rule(dict, "a mapping of drift features (" + ", ".join(DRIFT_FEATURES)
                              + ") to thresholds > 0",
                              lambda value: set(value) <= set(DRIFT_FEATURES)),
+    "notify": Rule(str, "an http:// or https:// URL", _is_http_url),
 }
 
 
@@ -185,6 +198,10 @@ class PipelineConfig:
     min_accuracy: float = 0.70
     min_f1: float = 0.60
     baseline_margin: float = 0.0  # how much worse than the served model is allowed
+    # The serving check: how much slower (at batch 1 or 64) and how much more memory than
+    # the served version a candidate may need, loaded as TF Serving loads it.
+    max_latency_ratio: float = 1.5
+    max_memory_ratio: float = 1.5
     distribution_strategy: str = Hyperparameters.distribution_strategy
     mixed_precision: str = Hyperparameters.mixed_precision  # auto: bf16 where native
     pair_order: str = Hyperparameters.pair_order  # both: random order in training, mean of both
@@ -198,6 +215,7 @@ class PipelineConfig:
     warm_start_learning_rate: float = Hyperparameters.warm_start_learning_rate
     accept_drift: bool = False  # a drifted span is trained on anyway (and the report says so)
     drift_thresholds: dict[str, float] = dataclasses.field(default_factory=dict)  # overrides
+    notify: str | None = None  # URL POSTed a JSON document when the run ends
 
     def __post_init__(self) -> None:
         coerce_fields(self)

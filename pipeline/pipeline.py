@@ -20,6 +20,7 @@ from components.evaluation.evaluator import Evaluator
 from components.evaluation.gate import BlessingGate
 from components.evaluation.served_model import ServedModel
 from components.evaluation.served_model_evaluator import ServedModelEvaluator
+from components.serving.check_component import ServingCheck
 from components.serving.pusher import ServingPusher
 from components.training.hyperparameters import Hyperparameters
 from components.training.warm_start_component import WarmStart
@@ -183,21 +184,35 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         model=trainer.outputs["model"],
         baseline_model=served_model.outputs["model"],
         example_splits=["eval"],
-        eval_config=served_model_eval_config(config.baseline_margin),
+        eval_config=served_model_eval_config(),
     ).with_id("ServedModelEvaluator"))
     blessing_gate = _fingerprinted(BlessingGate(
         model=trainer.outputs["model"],
+        not_fine_tuned_model=not_fine_tuned.outputs["model"],
+        served_model=served_model.outputs["model"],
+        examples=examples,
         not_fine_tuned_evaluation=evaluator.outputs["evaluation"],
         not_fine_tuned_blessing=evaluator.outputs["blessing"],
         served_model_evaluation=served_model_evaluator.outputs["evaluation"],
         served_model_blessing=served_model_evaluator.outputs["blessing"],
+        baseline_margin=config.baseline_margin,
     ).with_id("BlessingGate"))
+    # The candidate loaded as TF Serving loads it, timed against the served version.
+    serving_check = _fingerprinted(ServingCheck(
+        model=trainer.outputs["model"], served_model=served_model.outputs["model"],
+        examples=examples_gen.outputs["examples"],  # the warm-up requests' eval pairs
+        model_blessing=blessing_gate.outputs["blessing"],
+        max_latency_ratio=config.max_latency_ratio, max_memory_ratio=config.max_memory_ratio,
+    ).with_id("ServingCheck"))
     pusher = _fingerprinted(ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=blessing_gate.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
         examples=examples_gen.outputs["examples"],  # the warm-up requests' eval pairs
+        infra_blessing=serving_check.outputs["infra_blessing"],
+        # The version record's checkpoint; its family comes from the trained model.
+        version_facts=json.dumps({"checkpoint": config.checkpoint}),
     ).with_id("Pusher"))
     return tfx.dsl.Pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -205,7 +220,7 @@ def create_pipeline(config: PipelineConfig, data_input: DataInput,
         components=[examples_gen, schema_importer, statistics_gen, example_validator,
                     data_gate, drift_gate, window, warm_start,
                     transform, trainer, not_fine_tuned, evaluator, served_model,
-                    served_model_evaluator, blessing_gate, pusher],
+                    served_model_evaluator, blessing_gate, serving_check, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=_beam_args(config.beam_pipeline_args),

@@ -40,8 +40,8 @@ def small_qqp_dir(tmp_path: Path) -> Path:
 # worker in collection order (--dist loadfile --no-loadscope-reorder), so these start at
 # once on both workers and the short files fill in after them.
 SLOWEST_FILES_FIRST = ("test_run_compiled.py", "test_families.py", "test_pipeline_e2e.py",
-                       "test_spans_e2e.py", "test_gate.py", "test_training_resume.py",
-                       "test_pusher.py")
+                       "test_spans_e2e.py", "test_serving_check.py", "test_gate.py",
+                       "test_training_resume.py", "test_pusher.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,11 +2,12 @@
 
 TFMA compares a candidate with one baseline per EvalConfig, so there are two:
 - vs the not-fine-tuned model, on every run: accuracy and F1 must clear the
-  floors and be strictly higher than that model's;
+  floors (TFMA's thresholds);
 - vs the served model (the newest version in the serving directory), once there
-  is one: accuracy and F1 may be worse by at most the margin, on all eval pairs
-  and on the eval pairs of every span of the training window (no forgetting).
-`components.evaluation.gate` blesses only a candidate that passes both.
+  is one: no threshold; it measures both models on all eval pairs and on the
+  eval pairs of every span of the training window.
+Both measure the baseline too. The comparisons themselves are decided by
+`components.evaluation.gate` on paired intervals, not by TFMA's point estimates.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from components.features import (CANDIDATE, DECISION_THRESHOLD, GATED_METRICS, L
 REPORTED_METRICS = ("ExampleCount", "Precision", "Recall", "AUC", "AUCPrecisionRecall",
                     "Calibration", "MeanLabel", "MeanPrediction", "CalibrationPlot",
                     "ConfusionMatrixPlot")
-# "Strictly higher" as a TFMA change threshold: diff >= this epsilon.
-STRICTLY_HIGHER = 1e-6
 
 
 def _model_spec(name: str, is_baseline: bool) -> tfma.ModelSpec:
@@ -36,12 +35,12 @@ OVERALL = tfma.SlicingSpec()
 PER_SPAN = tfma.SlicingSpec(feature_keys=[SPAN_FEATURE])
 
 
-def _eval_config(baseline: str, thresholds: dict[str, tfma.MetricThreshold],
-                 gated_slices: list[tfma.SlicingSpec]) -> tfma.EvalConfig:
-    # Gate on the given slices only: a threshold without a slice would apply to every slice.
+def _eval_config(baseline: str, floors: dict[str, float]) -> tfma.EvalConfig:
+    # The floors hold on all pairs only: a threshold without a slice would apply to every slice.
     metrics = [tfma.MetricConfig(class_name=class_name, per_slice_thresholds=[
-        tfma.PerSliceMetricThreshold(slicing_specs=gated_slices,
-                                     threshold=thresholds[class_name])])
+        tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floors[class_name]})))]
+        if class_name in floors else [])
         for class_name in GATED_METRICS]
     metrics += [tfma.MetricConfig(class_name=class_name) for class_name in REPORTED_METRICS]
     metrics.append(tfma.MetricConfig(
@@ -53,23 +52,11 @@ def _eval_config(baseline: str, thresholds: dict[str, tfma.MetricThreshold],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
 
 
-def _at_least(difference: float) -> tfma.GenericChangeThreshold:
-    return tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                       absolute={"value": difference})
-
-
 def not_fine_tuned_eval_config(min_accuracy: float, min_f1: float) -> tfma.EvalConfig:
-    """Candidate vs the not-fine-tuned model: the floors, and strictly better on both."""
-    floors = {"BinaryAccuracy": min_accuracy, "F1Score": min_f1}
-    return _eval_config(NOT_FINE_TUNED, {
-        class_name: tfma.MetricThreshold(
-            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
-            change_threshold=_at_least(STRICTLY_HIGHER))
-        for class_name, floor in floors.items()}, [OVERALL])
+    """Candidate vs the not-fine-tuned model, with the floors on accuracy and F1."""
+    return _eval_config(NOT_FINE_TUNED, {"BinaryAccuracy": min_accuracy, "F1Score": min_f1})
 
 
-def served_model_eval_config(margin: float) -> tfma.EvalConfig:
-    """Candidate vs the served model: worse by at most `margin` on both."""
-    return _eval_config(SERVED, {
-        class_name: tfma.MetricThreshold(change_threshold=_at_least(-margin))
-        for class_name in GATED_METRICS}, [OVERALL, PER_SPAN])
+def served_model_eval_config() -> tfma.EvalConfig:
+    """Candidate vs the served model: both measured, overall and span by span; no threshold."""
+    return _eval_config(SERVED, {})

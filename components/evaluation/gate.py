@@ -1,116 +1,127 @@
-"""The final blessing: both TFMA comparisons must pass, and the verdict says which did not.
+"""The final blessing: the floors, and every comparison decided on its paired interval.
 
-TFMA gates a candidate against one baseline per EvalConfig, so the pipeline
-runs two Evaluators: one against the not-fine-tuned model (with the absolute
-floors), one against the served model (with the margin; `components.evaluation.served_model`). This
-component combines their blessings into the one the Pusher reads, and records
-the reasons in plain words (custom property `verdict`, a JSON list).
+The pipeline runs two TFMA Evaluators: one with the not-fine-tuned model as baseline
+and the absolute floors, one with the served model (`components.evaluation.served_model`),
+each measuring both models on the eval pairs. The floors are TFMA's thresholds. The
+comparisons are decided here, on the same eval pairs scored once more by all three
+models (`components.evaluation.paired_scores`), each with a paired 95% interval of
+its difference (`components.evaluation.comparisons`): a difference that is noise
+neither rejects nor blesses a candidate by itself. The gate writes the blessing the
+Pusher reads, the reasons in plain words (custom property `verdict`, a JSON list)
+and the figures (`components.evaluation.figures`).
 """
 
 
 import json
+import os
 
 from tfx import v1 as tfx
 
 from components.evaluation.blessing_keys import NO_BASELINE_KEY
 from components.evaluation.blessings import is_blessed, write_blessing
+from components.evaluation.comparisons import (ALL_PAIRS, Comparison, describe, failure_line,
+                                               served_model_title, versus_not_fine_tuned,
+                                               versus_served)
+from components.evaluation.figures import gate_figures, write_figures
+from components.evaluation.paired_scores import EvalPairs, predicted_labels, read_eval_pairs
 from components.evaluation.per_span import per_span, worst_span
-from components.features import METRIC_TITLES, SPAN_FEATURE
+from components.evaluation.served_model import SERVING_SUBDIR
+from components.features import METRIC_TITLES, NOT_FINE_TUNED, SERVED
+from components.precision.scoring import default_precision, scoring_precision
 from components.serving.layout import SERVED_VERSION_KEY
 
 Artifact = tfx.types.standard_artifacts
 VERDICT_KEY = "verdict"
 
 
-def failure_reasons(evaluation_uri: str, versus: str, span_slices: bool = False) -> list[str]:
-    """One line per failed TFMA threshold of an evaluation, in plain words; those of the
-    span slices only with `span_slices` (a window of one span repeats all pairs)."""
+def floor_failures(evaluation_uri: str) -> list[str]:
+    """One line per floor (TFMA value threshold) the candidate missed, in plain words."""
     import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
 
     reasons = []
-    validation = tfma.load_validation_result(evaluation_uri)
-    for slice_failures in validation.metric_validations_per_slice:
-        keys = slice_failures.slice_key.single_slice_keys
-        if not span_slices and any(key.column == SPAN_FEATURE for key in keys):
-            continue
-        where = "".join(f" on {key.column} {key.int64_value}" for key in keys)  # on span 1
-        for failure in slice_failures.failures:
-            name = METRIC_TITLES.get(failure.metric_key.name, failure.metric_key.name)
-            value = failure.metric_value.double_value.value
-            threshold = failure.metric_threshold
-            if failure.metric_key.is_diff:
-                needed = threshold.change_threshold.absolute.value + 0.0  # -0.0 reads +0.0000
-                reasons.append(f"{name} is {value:+.4f}{where} vs {versus} "
-                               f"(needs >= {needed:+.4f})")
-            else:
-                reasons.append(f"{name} = {value:.4f}{where} is below the floor "
-                               f"{threshold.value_threshold.lower_bound.value:.4f}")
-    for missing in validation.missing_slices:  # a gated slice with no eval pairs fails too
-        reasons.append(f"no eval pairs sliced by {', '.join(missing.feature_keys) or 'nothing'} "
-                       f"to compare with {versus}")
+    for slice_failures in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
+        for failed in slice_failures.failures:
+            name = METRIC_TITLES.get(failed.metric_key.name, failed.metric_key.name)
+            floor = failed.metric_threshold.value_threshold.lower_bound.value
+            reasons.append(f"{name} = {failed.metric_value.double_value.value:.4f} is below "
+                           f"the floor {floor:.4f}")
     return reasons
 
 
-def served_model_title(version: int) -> str:
-    """How verdicts name the served model: "the served model (version 3)"."""
-    return f"the served model (version {version})"
-
-
-def verdict(not_fine_tuned_passed: bool, not_fine_tuned_failures: list[str],
-            served_model_passed: bool | None, served_model_failures: list[str],
-            served_version: int) -> list[str]:
-    """Plain-language reasons for both comparisons; `served_model_passed` None: nothing served."""
-    lines = (["clears the floors and beats the not-fine-tuned model on accuracy and F1"]
-             if not_fine_tuned_passed else not_fine_tuned_failures)
-    if served_model_passed is None:
+def verdict(floor_failures: list[str], comparisons: list[Comparison], served_version: int,
+            margin: float, worst: str | None = None) -> tuple[bool, list[str]]:
+    """Whether the candidate is blessed, and why: the floors, each comparison that failed,
+    the worst span, then the interval of every comparison on all pairs
+    (`served_version` 0: nothing served, no comparison with it)."""
+    versus_nft = [c for c in comparisons if c.versus == NOT_FINE_TUNED]
+    versus_served = [c for c in comparisons if c.versus == SERVED]
+    lines = []
+    if not floor_failures and all(c.passed for c in versus_nft):
+        lines.append("clears the floors and beats the not-fine-tuned model on accuracy and F1")
+    else:
+        lines += floor_failures + [failure_line(c, margin) for c in versus_nft if not c.passed]
+    if not served_version:
         lines.append("no model is served yet: nothing to compare with")
-    elif served_model_passed:
+    elif all(c.passed for c in versus_served):
         lines.append(f"not worse than {served_model_title(served_version)} by more than "
                      "the margin")
     else:
-        lines += served_model_failures
-    return lines
+        lines += [failure_line(c, margin) for c in versus_served if not c.passed]
+    if worst:
+        lines.append(worst)
+    lines += [describe(c) for c in comparisons if c.slice == ALL_PAIRS and c.passed]
+    return not floor_failures and all(c.passed for c in comparisons), lines
 
 
-def decide(not_fine_tuned_evaluation_uri: str, versus_not_fine_tuned: bool,
-           served_model_evaluation_uri: str, versus_served_model: bool | None,
-           served_version: int) -> tuple[bool, list[str]]:
-    """Whether the candidate is blessed, and why (None: no model is served yet). With more
-    than one span in the window, the reasons name the spans that regressed and the worst."""
-    spans = [] if versus_served_model is None else [
-        row for row in per_span(served_model_evaluation_uri, served_model_evaluation_uri)
-        if row["span"]]
-    reasons = verdict(
-        versus_not_fine_tuned,
-        [] if versus_not_fine_tuned else failure_reasons(not_fine_tuned_evaluation_uri,
-                                                         "the not-fine-tuned model"),
-        versus_served_model,
-        [] if versus_served_model in (None, True) else failure_reasons(
-            served_model_evaluation_uri, served_model_title(served_version),
-            span_slices=len(spans) > 1),
-        served_version)
-    if len(spans) > 1:
-        reasons.append(worst_span(spans))
-    return versus_not_fine_tuned and versus_served_model is not False, reasons
+def compare_models(pairs: EvalPairs, candidate_dir: str, not_fine_tuned_dir: str,
+                   served_dir: str | None, served_version: int,
+                   margin: float) -> list[Comparison]:
+    """Every comparison of the candidate on the eval pairs (`served_dir` None: nothing served)."""
+    with scoring_precision(default_precision()):
+        candidate = predicted_labels(candidate_dir, pairs.examples)
+        comparisons = versus_not_fine_tuned(
+            pairs.labels, candidate, predicted_labels(not_fine_tuned_dir, pairs.examples))
+        if served_dir:
+            comparisons += versus_served(pairs.labels, pairs.spans, candidate,
+                                         predicted_labels(served_dir, pairs.examples),
+                                         served_version, margin)
+    return comparisons
 
 
 @tfx.dsl.components.component
 def BlessingGate(
         model: tfx.dsl.components.InputArtifact[Artifact.Model],
+        not_fine_tuned_model: tfx.dsl.components.InputArtifact[Artifact.Model],
+        served_model: tfx.dsl.components.InputArtifact[Artifact.Model],
+        examples: tfx.dsl.components.InputArtifact[Artifact.Examples],
         not_fine_tuned_evaluation: tfx.dsl.components.InputArtifact[Artifact.ModelEvaluation],
         not_fine_tuned_blessing: tfx.dsl.components.InputArtifact[Artifact.ModelBlessing],
         served_model_evaluation: tfx.dsl.components.InputArtifact[Artifact.ModelEvaluation],
         served_model_blessing: tfx.dsl.components.InputArtifact[Artifact.ModelBlessing],
         blessing: tfx.dsl.components.OutputArtifact[Artifact.ModelBlessing],
+        baseline_margin: tfx.dsl.components.Parameter[float] = 0.0,
 ) -> None:
-    """Blesses the candidate only if both Evaluators blessed it."""
+    """Blesses the candidate only if it clears the floors and passes every comparison."""
     nothing_served = served_model_blessing.get_int_custom_property(NO_BASELINE_KEY) == 1
-    served_version = served_model_blessing.get_int_custom_property(SERVED_VERSION_KEY)
-    passed, reasons = decide(
-        not_fine_tuned_evaluation.uri, is_blessed(not_fine_tuned_blessing),
-        served_model_evaluation.uri,
-        None if nothing_served else is_blessed(served_model_blessing), served_version)
+    served_version = 0 if nothing_served else served_model_blessing.get_int_custom_property(
+        SERVED_VERSION_KEY)
+    pairs = read_eval_pairs(examples.uri)
+    comparisons = compare_models(
+        pairs, os.path.join(model.uri, SERVING_SUBDIR),
+        os.path.join(not_fine_tuned_model.uri, SERVING_SUBDIR),
+        os.path.join(served_model.uri, SERVING_SUBDIR) if served_version else None,
+        served_version, baseline_margin)
+    spans = [] if not served_version else [
+        row for row in per_span(served_model_evaluation.uri, served_model_evaluation.uri)
+        if row["span"]]
+    floors = ([] if is_blessed(not_fine_tuned_blessing)
+              else floor_failures(not_fine_tuned_evaluation.uri))
+    passed, reasons = verdict(floors, comparisons, served_version, baseline_margin,
+                              worst_span(spans) if len(spans) > 1 else None)
     write_blessing(blessing, model, passed)
     blessing.set_string_custom_property(VERDICT_KEY, json.dumps(reasons))
+    write_figures(blessing, gate_figures(
+        not_fine_tuned_evaluation.uri, served_model_evaluation.uri if served_version else None,
+        comparisons, len(pairs.labels), baseline_margin, served_version, spans))
     # The Pusher checks that this is still the newest version before it pushes.
     blessing.set_int_custom_property(SERVED_VERSION_KEY, served_version)

@@ -7,8 +7,8 @@ the model files stay unchanged; the rewrite happens when TensorFlow first runs
 a function under the option, and a function run with and without it keeps one
 instance of each, so the option can be chosen per call.
 
-Exported models hold their weights as constants (components.kernels.serving_graph), so
-the rewrite's weight casts fold away once and bf16 pays from a single pair up.
+Exported models read their weights once per request (components.kernels.serving_graph),
+so the rewrite casts each weight once per request, not at every sub-batch.
 
 Precision settings: `auto` (bf16 where the CPU has it), `float32`, `bfloat16`
 (forced; on a CPU without bf16 TensorFlow declines the rewrite). The

@@ -1,6 +1,7 @@
 """Copying a SavedModel's files into a version: staged and renamed on local disks, in place
 (never over an existing file, `saved_model.pb` last) on object stores; a failed copy
-removes exactly what it wrote. And the content digest that tells identical models apart.
+removes exactly what it wrote. And the content digest that tells identical models apart
+(without the version record and model card, which differ on every push).
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 from components.file_trees import relative_files
+from components.serving.history import UNCOUNTED_FILES
 from components.serving.layout import STAGING_PREFIX
 
 
 def model_digest(model_path: str, extra_files: dict[str, bytes] | None = None) -> str:
-    """SHA-256 over the relative paths and contents of every file of a SavedModel.
+    """SHA-256 over the relative paths and contents of every file of a SavedModel, but its
+    version record and model card (`history.UNCOUNTED_FILES`).
 
     `extra_files` (relative path: content) count as files of it, over any file there.
     """
     extra_files = extra_files or {}
     digest = hashlib.sha256()
-    for relative in sorted({*relative_files(model_path), *extra_files}):
+    for relative in sorted({*relative_files(model_path), *extra_files} - UNCOUNTED_FILES):
         digest.update(relative.encode() + b"\0")
         if relative in extra_files:
             digest.update(extra_files[relative])

@@ -9,13 +9,16 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from pipeline.cli import quiet
+from pipeline.cli import quiet, versions
 from pipeline.cli.parser import (QUIET_COMMANDS, build_parser, compile_config_from_args,
                                  config_from_args)
 from pipeline.config import COMPONENT_IDS, ConfigError, PipelineConfig
 
 if TYPE_CHECKING:
     from components.data.records import QqpPair
+    from pipeline.results.notification import LocalRunNotice
+    from pipeline.runners.dry_run.run import CompiledRun
+    from pipeline.runners.dry_run.spec import CompiledPipeline
 
 # Exit codes: 0 done (blessed or not), 1 anything unexpected, 2 bad input or configuration,
 # 3 not blessed with --fail-if-not-blessed.
@@ -62,21 +65,48 @@ def _check_checkpoint(config: PipelineConfig) -> None:
                           f"the checkpoint takes at most {positions} tokens")
 
 
+def _error_message(error: BaseException) -> str:
+    """What a notification says of the error that ended a run."""
+    known = _user_facing_error(error)
+    if known is not None:
+        return _first_message(known)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
 def _run(args: argparse.Namespace) -> int:
-    # pylint: disable=import-outside-toplevel
+    """Runs the pipeline; with --notify, then POSTs how it ended (`results.notification`)."""
+    # pylint: disable=import-outside-toplevel,redefined-outer-name
     from pipeline.cli import progress
+    from pipeline.config import PIPELINE_NAME
+    from pipeline.results.notification import LocalRunNotice
+
+    config = config_from_args(args).with_absolute_paths()
+    progress.install(args.verbose)
+    notice = LocalRunNotice(config.notify, PIPELINE_NAME, config.metadata, config.serving_dir)
+    try:
+        code = _run_pipeline(args, config, notice)
+    except BaseException as error:  # a failed (or interrupted) run is notified too
+        notice.ended(error=_error_message(error))
+        raise
+    notice.ended()
+    return code
+
+
+def _run_pipeline(args: argparse.Namespace, config: PipelineConfig,
+                  notice: LocalRunNotice) -> int:
+    """Runs the pipeline with LocalDagRunner and prints the run's summary."""
+    # pylint: disable=import-outside-toplevel
     from pipeline.results import data_summary, outcome, run_results, spans
     from pipeline.run_lock import run_lock
     from pipeline.runners import local
 
-    config = config_from_args(args).with_absolute_paths()
-    progress.install(args.verbose)
     if config.until not in DATA_ONLY_COMPONENTS:
         _check_checkpoint(config)
     print(f"qqp-tfx: running the pipeline on {config.data}", file=sys.stderr)
     # Only now: a run stopped by a bad option must not create the pipeline root.
     quiet.set_log_path(os.path.join(config.pipeline_root, "logs", f"run-{quiet.timestamp()}.log"))
     with run_lock(config.metadata):
+        notice.starting()
         local.run_local(config)
     run = run_results.latest_run(config.metadata)
     quiet.sync()  # the progress lines on standard error before the results on standard output
@@ -90,7 +120,8 @@ def _run(args: argparse.Namespace) -> int:
     if "Pusher" in run:
         result = outcome.collect(run_results.latest_run_id(config.metadata), run)
         print(outcome.format_table(result))
-        blessed = result.blessed
+        # A candidate the serving check stopped is not pushed: for CI, not blessed either.
+        blessed = result.blessed and (result.serving_check or {}).get("passed", True)
     cached = [node for node, result in run.items() if result.cached]
     if cached:
         print(f"Reused from cache: {', '.join(sorted(cached))}")
@@ -163,6 +194,9 @@ def _compile(args: argparse.Namespace) -> None:
     from pipeline.runners.vertex import checkpoint_checkable_here, compile_pipeline
 
     config, options = compile_config_from_args(args)
+    if config.notify is not None:
+        raise ConfigError(f"notify {config.notify}: compiled pipelines do not notify; remove it "
+                          "from the config file, and give --notify to run-compiled")
     if checkpoint_checkable_here(config.checkpoint):
         _check_checkpoint(config)
     else:
@@ -177,25 +211,77 @@ def _compile(args: argparse.Namespace) -> None:
     print(path)
 
 
+def _compiled_serving_dir(pipeline: CompiledPipeline) -> str:
+    """The serving directory of a compiled spec: its Pusher's push_destination's parent."""
+    try:
+        value = pipeline.tasks["Pusher"].spec["inputs"]["parameters"]["push_destination"][
+            "runtimeValue"]
+        text = value["constant"] if "constant" in value else next(iter(
+            value["constantValue"].values()))
+        return os.path.dirname(json.loads(text)["filesystem"]["base_directory"].rstrip("/"))
+    except (KeyError, StopIteration, TypeError, ValueError) as error:
+        raise ConfigError(f"--notify: the spec's Pusher has no push_destination to report "
+                          f"({type(error).__name__}: {error})") from None
+
+
+def _notify_compiled(url: str | None, compiled: CompiledRun, serving_dir: str,
+                     error: str | None = None) -> None:
+    """POSTs how a run-compiled job ended (--notify), from its tasks' output metadata."""
+    if url is None:
+        return
+    from pipeline.results import notification  # pylint: disable=import-outside-toplevel
+
+    def metadata(task: str, key: str) -> dict | None:
+        outputs = compiled.results[task].outputs if task in compiled.results else {}
+        return outputs[key][0]["metadata"] if outputs.get(key) else None
+
+    notification.notify(url, notification.from_artifact_metadata(
+        compiled.pipeline.name, compiled.job_id, serving_dir,
+        metadata("BlessingGate", "blessing"), metadata("Pusher", "pushed_model"),
+        failed_component=None if error is None else next(  # TaskFailedError: "task NAME: ..."
+            (name for name in compiled.pipeline.tasks if error.startswith(f"task {name}:")),
+            None),
+        error=error))
+
+
+def _serving_check_passed(job) -> bool:
+    """Whether a run-compiled job's serving check passed (True without one)."""
+    from components.serving.check_component import RESULT_KEY  # pylint: disable=import-outside-toplevel
+
+    if "ServingCheck" not in job.tasks:
+        return True
+    result = job.output("ServingCheck", "infra_blessing")["metadata"].get(RESULT_KEY)
+    return result is None or json.loads(result)["passed"]
+
+
 def _run_compiled(args: argparse.Namespace) -> int:
-    # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel,redefined-outer-name
+    from pipeline.results.notification import check_url
     from pipeline.runners.dry_run.run import CompiledRun, TaskFailedError, summary_lines
     from pipeline.runners.dry_run.spec import PathMap, load_spec
 
     if args.parallelism < 1:
         raise ConfigError(f"--parallelism: {args.parallelism}; give 1 or more")
+    notify_url = None if args.notify is None else check_url(args.notify)
     local_root = os.path.abspath(args.local_root)
     pipeline = load_spec(args.spec, PathMap(local_root, args.image_root))
+    serving_dir = "" if notify_url is None else _compiled_serving_dir(pipeline)
+    compiled = CompiledRun(pipeline, local_root)
     try:
-        job = CompiledRun(pipeline, local_root).run(args.parallelism)
+        job = compiled.run(args.parallelism)
     except TaskFailedError as error:
+        _notify_compiled(notify_url, compiled, serving_dir, str(error))
         print(f"qqp-tfx: error: {error}", file=sys.stderr)
         return 1
+    except BaseException as error:  # an interrupted job is notified too
+        _notify_compiled(notify_url, compiled, serving_dir, _error_message(error))
+        raise
     for line in summary_lines(job):
         print(line)
+    _notify_compiled(notify_url, compiled, serving_dir)
     blessing = job.tasks.get("BlessingGate")
     blessed = blessing is not None and job.output("BlessingGate", "blessing")[
-        "metadata"].get("blessed") == 1
+        "metadata"].get("blessed") == 1 and _serving_check_passed(job)
     return EXIT_NOT_BLESSED if args.fail_if_not_blessed and not blessed else 0
 
 
@@ -247,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return {"run": _run, "predict": _predict, "evaluate": _evaluate,
                 "report": _report, "runs": _runs, "compile": _compile,
-                "run-compiled": _run_compiled}[args.command](args) or 0
+                "run-compiled": _run_compiled, "versions": versions.run_versions,
+                "rollback": versions.run_rollback}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         quiet.stop()  # the log's path first: the error or the traceback stays the last line

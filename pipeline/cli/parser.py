@@ -11,6 +11,7 @@ from typing import Any
 
 from components.precision.choices import MIXED_PRECISION_POLICIES, SCORING_PRECISIONS
 from components.training.hyperparameters import DISTRIBUTION_STRATEGIES, PAIR_ORDERS, WARM_STARTS
+from pipeline.cli import versions
 from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
                              load_config_file)
 from pipeline.runners.vertex import (COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS,
@@ -85,9 +86,16 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
     gate.add_argument("--min-f1", type=float, default=None,
                       help=f"F1 floor [default: {defaults.min_f1}]")
     gate.add_argument("--baseline-margin", type=float, default=None,
-                      help="how much worse than the baseline accuracy and F1 may be, from 0 "
-                           "to 1; 0 means both must be strictly higher "
-                           f"[default: {defaults.baseline_margin}]")
+                      help="how much worse than the served model accuracy and F1 may be, from "
+                           "0 to 1, beyond the noise of the eval pairs (the gate decides on "
+                           f"95%% paired intervals) [default: {defaults.baseline_margin}]")
+    check = run.add_argument_group("serving check (the candidate loaded as TF Serving loads it)")
+    check.add_argument("--max-latency-ratio", type=float, default=None,
+                       help="the most the candidate's latency at batch 1 or 64 may be, times "
+                            f"the served version's [default: {defaults.max_latency_ratio}]")
+    check.add_argument("--max-memory-ratio", type=float, default=None,
+                       help="the most the candidate's loaded memory may be, times the served "
+                            f"version's [default: {defaults.max_memory_ratio}]")
     run.add_argument("--beam-pipeline-args", default=None,
                      help="arguments for every Beam-powered component, in one quoted string, "
                           "e.g. \"--direct_running_mode=multi_processing --direct_num_workers=2\"")
@@ -99,6 +107,7 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="re-run every component even when its inputs did not change")
     run.add_argument("--fail-if-not-blessed", action="store_true",
                      help="exit with code 3 when the candidate is not blessed (for CI)")
+    add_notify_option(run)
     add_verbose_option(run)
 
 
@@ -125,7 +134,8 @@ def _add_span_options(group: argparse._ArgumentGroup, defaults: PipelineConfig) 
 
 
 # Commands that load TensorFlow: their standard error goes through pipeline/cli/quiet.py.
-QUIET_COMMANDS = ("run", "predict", "evaluate", "compile", "run-compiled", "report")
+QUIET_COMMANDS = ("run", "predict", "evaluate", "compile", "run-compiled", "report",
+                  "versions", "rollback")
 
 
 def add_verbose_option(parser: argparse.ArgumentParser) -> None:
@@ -133,6 +143,15 @@ def add_verbose_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help="show all TensorFlow, TFX and Beam logs, unfiltered (by default "
                              "known library noise goes to a log file, named at the end)")
+
+
+def add_notify_option(parser: argparse.ArgumentParser) -> None:
+    """Adds --notify URL: a JSON document POSTed there when the run ends."""
+    parser.add_argument("--notify", metavar="URL", default=None,
+                        help="POST a JSON document to this http:// or https:// URL when the "
+                             "run ends, successful or not: status (pushed, not pushed, "
+                             "failed), verdict, pushed version, failed component, message; "
+                             "a failed notification is a warning only (see docs/cli.md)")
 
 
 def _batch_size(text: str) -> int:
@@ -235,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_parsers(subparsers)
     _add_report_parser(subparsers)
     _add_runs_parser(subparsers)
+    versions.add_parsers(subparsers)
     _add_compile_parser(subparsers)
     _add_run_compiled_parser(subparsers)
     for command in QUIET_COMMANDS:
@@ -334,6 +354,7 @@ def _add_run_compiled_parser(subparsers: argparse._SubParsersAction) -> None:
                                    "[default: %(default)s]")
     run_compiled.add_argument("--fail-if-not-blessed", action="store_true",
                               help="exit with code 3 when the candidate is not blessed")
+    add_notify_option(run_compiled)
 
 
 def compile_config_from_args(args: argparse.Namespace

@@ -76,6 +76,9 @@ class ReportData:
     # span, train_spans, warm_start, drift (`results.spans.span_details`) and per_span
     # (`RunOutcome.spans`), those the run recorded; {} for a run from before spans.
     spans: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The gate's comparisons with their intervals, and the serving check's result.
+    comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    serving_check: dict[str, Any] | None = None
 
     @property
     def has_spans(self) -> bool:
@@ -187,6 +190,7 @@ def _add_evaluation(data: ReportData, run: Mapping[str, Any]) -> None:
     data.blessed, data.reasons = verdict.blessed, verdict.reasons
     data.pushed_to, data.majority_accuracy = verdict.pushed_to, verdict.majority_accuracy
     data.spans = {**data.spans, **verdict.spans}
+    data.comparisons, data.serving_check = verdict.comparisons, verdict.serving_check
     seen_values: set[str] = set()
     for role, _, evaluation_uri in outcome.evaluated_models(dict(run)):
         model = model_report(role, evaluation_uri, verdict.model(role).metrics, data.threshold)

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from components.features import QUESTIONS
+from pipeline.report import release
 from pipeline.report.charts import calibration_chart, pr_chart
 from pipeline.report.data import ModelReport, ReportData
 from pipeline.results import run_table as every_run
@@ -352,7 +353,8 @@ def _footer(data: ReportData) -> str:
 
 def render_html(data: ReportData) -> str:
     """The complete page: inline CSS and SVG, no external resources."""
-    body = [_header(data), _verdict(data), _spans_section(data)]
+    body = [_header(data), _verdict(data), release.serving_check_section(data.serving_check),
+            release.comparisons_table(data.comparisons), _spans_section(data)]
     if data.evaluated and len(data.models) >= 2:
         body += [_metrics_table(data), _confusion_section(data), _charts_section(data),
                  _slice_section(data)]

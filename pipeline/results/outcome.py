@@ -14,6 +14,8 @@ import os
 from typing import Any
 
 from components.evaluation.blessing_keys import NO_BASELINE_KEY
+from components.evaluation.figures import FIGURES_KEY, JSON_METRICS, overall_metrics
+from components.serving.check_component import RESULT_KEY as SERVING_CHECK_KEY
 from components.features import CANDIDATE, METRIC_TITLES, NOT_FINE_TUNED, SERVED
 from components.evaluation.per_span import per_span
 from pipeline.results.run_results import NodeResult
@@ -21,9 +23,6 @@ from pipeline.results.spans import span_details
 
 ROLE_TITLES = {CANDIDATE: "fine-tuned candidate", NOT_FINE_TUNED: "not fine-tuned (cosine)",
                SERVED: "served model"}
-# TFMA metric name -> key in `qqp-tfx report --format json` (the names `evaluate` prints).
-JSON_METRICS = {"binary_accuracy": "accuracy", "f1_score": "f1", "precision": "precision",
-                "recall": "recall", "auc": "roc_auc", "auc_precision_recall": "pr_auc"}
 SERVING_SUBDIR = "Format-Serving"  # where TFX Trainers put the SavedModel in a Model artifact
 
 
@@ -50,22 +49,15 @@ class RunOutcome:
     majority_accuracy: float
     # span, train_spans, warm_start, drift, per_span (`pipeline.results.spans`)
     spans: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Each comparison with its interval (`components.evaluation.comparisons`), as the gate
+    # recorded it; [] for a run from before the paired gate.
+    comparisons: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The ServingCheck's result (`components.serving.check`); None: the run had none.
+    serving_check: dict[str, Any] | None = None
 
     def model(self, role: str) -> ModelResult | None:
         """The model with that role, if it was evaluated in this run."""
         return next((model for model in self.models if model.role == role), None)
-
-
-def overall_metrics(evaluation_uri: str, model_name: str) -> dict[str, float]:
-    """Scalar metrics of the overall slice for one model of a TFMA evaluation."""
-    import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
-
-    result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-    for slice_key, metrics in result.slicing_metrics:
-        if slice_key == ():
-            return {name: float(value["doubleValue"])
-                    for name, value in metrics[""][""].items() if "doubleValue" in value}
-    raise LookupError(f"{evaluation_uri}: no overall slice for model {model_name}")
 
 
 def serving_dir(model_artifact: Any) -> str:
@@ -100,6 +92,25 @@ def blessing_verdict(blessing_gate: NodeResult) -> tuple[bool, list[str]]:
             json.loads(blessing.custom_properties["verdict"].string_value))
 
 
+def gate_figures(blessing_gate: NodeResult) -> dict[str, Any]:
+    """The figures the BlessingGate recorded ({} for a run from before they were)."""
+    blessing = blessing_gate.outputs["blessing"][0]
+    if FIGURES_KEY not in blessing.custom_properties:
+        return {}
+    return json.loads(blessing.custom_properties[FIGURES_KEY].string_value)
+
+
+def serving_check_result(run: dict[str, NodeResult]) -> dict[str, Any] | None:
+    """The ServingCheck's result document, if the run checked the candidate."""
+    check = run.get("ServingCheck")
+    if check is None or not check.outputs.get("infra_blessing"):
+        return None
+    infra_blessing = check.outputs["infra_blessing"][0]
+    if SERVING_CHECK_KEY not in infra_blessing.custom_properties:
+        return None
+    return json.loads(infra_blessing.custom_properties[SERVING_CHECK_KEY].string_value)
+
+
 def push_result(pusher: NodeResult) -> tuple[str | None, bool]:
     """Where the Pusher put the model (None: nothing pushed) and whether that version was
     already served (an identical model: nothing new written)."""
@@ -131,7 +142,8 @@ def collect(run_id: str, run: dict[str, NodeResult]) -> RunOutcome:
         run_id=run_id, models=models, blessed=blessed, reasons=reasons, pushed_to=pushed_to,
         already_served=already_served,
         eval_examples=int(candidate.get("example_count", 0)), majority_accuracy=majority,
-        spans=spans)
+        spans=spans, comparisons=gate_figures(run["BlessingGate"]).get("comparisons", []),
+        serving_check=serving_check_result(run))
 
 
 def _number(value: float | None) -> float | None:
@@ -152,6 +164,8 @@ def to_json(outcome: RunOutcome) -> dict[str, Any]:
                                 for name, key in JSON_METRICS.items()}}
                    for model in outcome.models],
         **outcome.spans,
+        "comparisons": outcome.comparisons,
+        "serving_check": outcome.serving_check,
     }
 
 
@@ -186,10 +200,15 @@ def format_table(outcome: RunOutcome) -> str:
     rows += _span_rows(outcome.spans.get("per_span", []))
     verdict = "BLESSED" if outcome.blessed else "NOT BLESSED"
     rows.append(f"{verdict}: " + "; ".join(outcome.reasons))
+    if outcome.serving_check is not None and outcome.blessed:
+        passed = "passed" if outcome.serving_check["passed"] else "FAILED"
+        rows.append(f"serving check: {passed}: {outcome.serving_check['why']}")
     if outcome.already_served:
         rows.append(f"pushed: nothing new; this model is already served as {outcome.pushed_to}")
     elif outcome.pushed_to:
         rows.append(f"pushed to: {outcome.pushed_to}")
+    elif outcome.blessed and outcome.serving_check and not outcome.serving_check["passed"]:
+        rows.append("pushed: nothing (the serving check failed)")
     else:
         rows.append("pushed: nothing (the candidate was not blessed)")
     return "\n".join(rows)

@@ -131,7 +131,8 @@ def test_rerun_with_an_edited_data_gate_reruns_it_and_the_gate_and_pushes_nothin
                       "NotFineTunedModel", "Evaluator"):
         assert run[component].cached, component
     # The gate's side reads the serving directory: it runs again, and so does the Pusher.
-    for component in ("ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"):
+    for component in ("ServedModel", "ServedModelEvaluator", "BlessingGate", "ServingCheck",
+                      "Pusher"):
         assert not run[component].cached, component
     assert _blessed(run)  # the candidate is version 1 itself: not worse than it
     assert "already served as" in capsys.readouterr().out

@@ -29,8 +29,8 @@ ENTRYPOINT_LINE = "Starting executor"  # logged by TFX's kubeflow_v2_run_executo
 ALL_TASKS = {"QqpExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
              "DataValidationGate", "DriftGate", "TrainingWindow", "WarmStart", "Transform",
              "Trainer", "NotFineTunedModel", "Evaluator",
-             "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
-GATE_TASKS = {"ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"}
+             "ServedModel", "ServedModelEvaluator", "BlessingGate", "ServingCheck", "Pusher"}
+GATE_TASKS = {"ServedModel", "ServedModelEvaluator", "BlessingGate", "ServingCheck", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,10 @@ def test_first_submission_runs_every_task_through_the_entrypoint_and_pushes(
     version_dir = workspace / "local" / "b" / "serving" / "qqp" / "1"
     assert ("BLESSED: clears the floors and beats the not-fine-tuned model on accuracy and F1; "
             "no model is served yet") in output
+    assert "serving check: passed: loads" in output  # the check runs in the compiled spec
     assert f"pushed to: {version_dir}" in output
     assert (version_dir / "saved_model.pb").is_file()
+    assert (version_dir / "assets.extra" / "model_card.md").is_file()
     assert _versions(workspace) == ["1"]
     # One process per task, each through TFX's container entrypoint, each with its own log.
     logs = list((workspace / "local" / STATE_DIR / "logs").glob("*/*.executor.log"))

@@ -5,12 +5,15 @@ out in spans: span 1 is pushed as version 1; span 2 arrives and is ingested alon
 window is spans 1 and 2, the candidate starts from version 1's weights and is compared
 with it on both spans' eval pairs, and is pushed as version 2; a span 3 whose every
 question2 ends in the same sentence stops the run before Transform, naming the feature;
-a span 3 resampled from the same source passes the drift gate.
+a span 3 resampled from the same source passes the drift gate. The span-1 run and the
+drifted run notify a local HTTP server (`--notify`): "pushed" with version 1, "failed" at
+the DriftGate.
 `tests/end_to_end/test_run_compiled_spans.py` plays the first two on the compiled spec.
 """
 
 import json
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -19,6 +22,7 @@ from fixtures.tiny_bert import make_tiny_checkpoint
 from pipeline import cli
 from pipeline.results import run_results
 from tests.end_to_end import gate_scenario
+from tests.pipeline.test_notify import Received, receiving_server
 
 SHIFT = " Please answer this as soon as possible, thank you very much for your help."
 
@@ -33,6 +37,21 @@ def workspace(tmp_path_factory) -> Path:
         "serving-dir": str(root / "serving"), **gate_scenario.TRAINING,
         "max-seq-length": gate_scenario.GOOD_MAX_SEQ_LENGTH}))
     return root
+
+
+@pytest.fixture(scope="module")
+def notified() -> Iterator[Received]:
+    """The URL given to --notify, and the documents POSTed to it."""
+    with receiving_server() as server:
+        yield server
+
+
+def _notification(server: Received) -> dict:
+    """The one document the server received since the last call."""
+    [request] = server.requests
+    server.requests.clear()
+    assert (request["method"], request["content_type"]) == ("POST", "application/json")
+    return request["document"]
 
 
 def _run(workspace: Path, *options: str) -> int:
@@ -54,14 +73,20 @@ def _warm_start_record(saved_model_dir: Path) -> dict:
                       .read_text())
 
 
-def test_span_1_is_pushed_as_version_1(workspace: Path, capsys):
-    assert _run(workspace) == 0
+def test_span_1_is_pushed_as_version_1(workspace: Path, notified: Received, capsys):
+    assert _run(workspace, "--notify", notified.url) == 0
     output = capsys.readouterr().out
     assert "span 1, training window: spans 1" in output
     assert "drift: passed (no previous span to compare with)" in output
     assert "started from: the checkpoint (no model is served yet)" in output
     assert _versions(workspace) == ["1"]
     assert _warm_start_record(workspace / "serving" / "qqp" / "1")["train_spans"] == [1]
+    document = _notification(notified)
+    assert (document["status"], document["pushed_version"], document["failed_component"]) == (
+        "pushed", 1, None)
+    assert document["run_id"] == run_results.latest_run_id(str(workspace / "md.sqlite"))
+    assert document["serving_dir"] == str(workspace / "serving")
+    assert document["verdict"] and document["message"].startswith("blessed; pushed as version 1")
 
 
 def test_span_2_alone_is_ingested_warm_started_from_version_1_and_gated_span_by_span(
@@ -102,12 +127,38 @@ def test_span_2_alone_is_ingested_warm_started_from_version_1_and_gated_span_by_
     assert [row["span"] for row in report["per_span"]] == [1, 2]
     for row in report["per_span"]:  # both models on each span's own eval pairs
         assert set(row["candidate"]) == set(row["served"]) == {"accuracy", "f1"}
-    assert report["verdict"][-1].startswith("worst span: ")
+    assert any(line.startswith("worst span: ") for line in report["verdict"])
+    _check_the_release(workspace / "serving" / "qqp" / "2", report)
 
 
-def test_a_shifted_span_stops_before_transform_naming_the_feature(workspace: Path, capsys):
+def _check_the_release(version_dir: Path, report: dict) -> None:
+    """The serving check passed against version 1; the version's record and model card hold
+    the report's figures: its metrics and every comparison with its interval."""
+    check = report["serving_check"]
+    assert check["passed"] and check["served_version"] == 1, check
+    assert set(check["latency_ms"]["served"]) == {"b1", "b64"}
+    comparisons = report["comparisons"]
+    assert {(item["versus"], item["slice"]) for item in comparisons} == {
+        ("not_fine_tuned", "all pairs"), ("served", "all pairs"), ("served", "span 1"),
+        ("served", "span 2")}
+    assert all(item["ci_low"] <= item["difference"] <= item["ci_high"] for item in comparisons)
+    [candidate] = [model["metrics"] for model in report["models"] if model["role"] == "candidate"]
+    record = json.loads((version_dir / "assets.extra" / "version.json").read_text())
+    assert (record["accuracy"], record["f1"]) == (candidate["accuracy"], candidate["f1"])
+    card = (version_dir / "assets.extra" / "model_card.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert {item["type"]: item["value"] for item in
+            header["model-index"][0]["results"][0]["metrics"]} == {
+        key: candidate[key] for key in ("accuracy", "f1", "roc_auc")}
+    for item in comparisons:
+        assert (f"| {item['difference']:+.4f} | 95% CI {item['ci_low']:+.4f}.."
+                f"{item['ci_high']:+.4f} |") in card, item
+
+
+def test_a_shifted_span_stops_before_transform_naming_the_feature(workspace: Path,
+                                                                 notified: Received, capsys):
     gate_scenario.write_data(workspace / "data" / "span-3", part=2, appended=SHIFT)
-    assert _run(workspace) == cli.EXIT_BAD_INPUT
+    assert _run(workspace, "--notify", notified.url) == cli.EXIT_BAD_INPUT
     error = capsys.readouterr().err
     assert "span 3 drifted from span 2: tokens_per_question diverges by" in error
     assert "above the threshold 0.1000" in error and "--accept-drift" in error
@@ -117,6 +168,11 @@ def test_a_shifted_span_stops_before_transform_naming_the_feature(workspace: Pat
         node for node, result in run.items() if result.done}
     assert _versions(workspace) == ["1", "2"]
     assert not (workspace / "pipeline" / "spans" / "span-3.json").exists()
+    document = _notification(notified)
+    assert (document["status"], document["failed_component"], document["pushed_version"]) == (
+        "failed", "DriftGate", None)
+    assert document["message"].startswith("span 3 drifted from span 2: tokens_per_question")
+    assert document["run_id"] == run_results.latest_run_id(str(workspace / "md.sqlite"))
 
 
 def test_a_resample_of_span_2_passes_the_drift_gate(workspace: Path, capsys):

@@ -130,20 +130,28 @@ RERUN_ON_EDIT = {
     "text/preprocessing.py": {"Transform"},
     "training/trainer.py": {"Trainer"},
     "training/not_fine_tuned.py": {"NotFineTunedModel"},
-    "evaluation/served_model.py": {"ServedModel", "ServedModelEvaluator"},  # reads its version
+    # Reads its version; the gate reads its SavedModel's place.
+    "evaluation/served_model.py": {"ServedModel", "ServedModelEvaluator", "BlessingGate"},
     "evaluation/served_model_evaluator.py": {"ServedModelEvaluator"},
     "evaluation/evaluator.py": {"Evaluator", "ServedModelEvaluator"},  # the executor both extend
-    "precision/scoring.py": {"NotFineTunedModel", "Evaluator", "ServedModelEvaluator"},
+    "precision/scoring.py": {"NotFineTunedModel", "Evaluator", "ServedModelEvaluator",
+                             "BlessingGate"},
     "training/optimizer.py": {"Trainer"},
     "evaluation/gate.py": {"BlessingGate"},
+    "evaluation/intervals.py": {"BlessingGate"},
+    "evaluation/paired_scores.py": {"BlessingGate"},
     "serving/pusher.py": {"Pusher"},
+    "serving/model_card.py": {"Pusher"},
+    "serving/history.py": {"Pusher"},
+    "serving/check.py": {"ServingCheck"},
+    "serving/check_worker.py": {"ServingCheck"},  # runs in its own process: fingerprinted too
     "serving/layout.py": {"Pusher", "ServedModel", "ServedModelEvaluator", "BlessingGate",
-                          "WarmStart"},
+                          "WarmStart", "ServingCheck"},
     "model/classifier.py": {"Trainer", "NotFineTunedModel"},
     # Copies remote checkpoints (the drift gate, the warm start's identity, Transform, the
     # Trainers), the served model and pushes.
     "file_trees.py": {"DriftGate", "WarmStart", "Transform", "Trainer", "NotFineTunedModel",
-                      "ServedModel", "ServedModelEvaluator", "Pusher"},
+                      "ServedModel", "ServedModelEvaluator", "BlessingGate", "Pusher"},
 }
 
 

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from tfx.dsl.io import fileio
 
-from components.serving import leases, pusher
-from components.serving.claims import CLAIM_PREFIX, next_version, remove_stale_entries
+from components.serving import history, leases, pusher
+from components.serving.claims import (CLAIM_PREFIX, claim_path, next_version, read_claim,
+                                       remove_stale_entries)
+from components.serving.files import model_digest
 from components.serving.layout import STAGING_PREFIX, versions
 from components.serving.pusher import PushResult, push_model
 from tests.serving.model_files import (EXPIRED, dead_pid, file_tree, saved_model, wait_until)
@@ -229,3 +231,14 @@ def test_push_to_a_remote_filesystem(tmp_path: Path):
             if name.startswith(STAGING_PREFIX)] == []
 
 
+def test_the_version_record_is_pushed_with_the_model_on_every_store(store: str, tmp_path: Path):
+    def record(version: int, digest: str) -> dict[str, bytes]:
+        return {history.RECORD_FILE: f"{version} {digest}".encode()}
+
+    model = str(saved_model(tmp_path / "model"))
+    result = push_model(model, store, version_files=record)
+    assert result == PushResult(os.path.join(store, "1"), new=True)
+    assert file_tree(result.version_dir) == {**file_tree(model), history.RECORD_FILE: (
+        f"1 {model_digest(model)}".encode())}
+    # Listed in the claim, so a push that dies is cleaned up to its record on object stores.
+    assert history.RECORD_FILE in read_claim(claim_path(store, 1))["files"]

@@ -42,6 +42,7 @@ from typing import Any, Callable
 
 import yaml
 
+from components.serving.check_component import RESULT_KEY as SERVING_CHECK_KEY
 from pipeline.config import REPO_ROOT
 from pipeline.fingerprint import checkout_fingerprint
 from pipeline.results.spans import describe
@@ -355,10 +356,18 @@ def summary_lines(job: JobResult) -> list[str]:
     """The spans, the gate's verdict, the push and which tasks ran, from the tasks' output
     metadata."""
     lines = describe(_span_details(job))
+    blessed = False
     if "BlessingGate" in job.tasks:
         blessing = job.output("BlessingGate", "blessing")["metadata"]
-        verdict = "BLESSED" if blessing.get("blessed") == 1 else "NOT BLESSED"
+        blessed = blessing.get("blessed") == 1
+        verdict = "BLESSED" if blessed else "NOT BLESSED"
         lines.append(f"{verdict}: " + "; ".join(json.loads(blessing.get("verdict", "[]"))))
+    if "ServingCheck" in job.tasks:
+        check = job.output("ServingCheck", "infra_blessing")["metadata"]
+        if check.get(SERVING_CHECK_KEY) and blessed:
+            result = json.loads(check[SERVING_CHECK_KEY])
+            lines.append(f"serving check: {'passed' if result['passed'] else 'FAILED'}: "
+                         f"{result['why']}")
     if "Pusher" in job.tasks:
         pushed = job.output("Pusher", "pushed_model")["metadata"]
         if pushed.get("pushed") != 1:
