@@ -13,10 +13,12 @@ The model's own input names pick its features among Transform's outputs, so the
 fine-tuned classifier and the not-fine-tuned cosine scorer export alike.
 Inside the signatures, a batch is sorted by length and run in sub-batches, each
 padded only to its own longest example; results come back in the caller's order.
-The model runs as components.kernels.serving_graph traces it: weights as constants and
-dense products flattened (fast under the bf16 rewrite). Only the signatures
-are saved, in a plain tf.Module (no Keras model). Loading the model needs only
-`tensorflow` and `import tensorflow_text`.
+The model runs as components.kernels.serving_graph traces it (dense products
+flattened), its weights in variables (`variables/`) that each request reads
+once, before its sub-batches: under the bf16 rewrite each weight is cast once
+per request. Only the signatures and those variables are saved, in a plain
+tf.Module (no Keras model). Loading the model needs only `tensorflow` and
+`import tensorflow_text`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def logits_in_length_order(model: Forward, features: dict[str, tf.RaggedTensor],
     """model(features) for a ragged batch, computed in length-sorted, per-padded sub-batches.
 
     `model` maps int32 [batch, length] features to logits in inference mode: a
-    Keras model or a serving forward pass (components.kernels.serving_graph).
+    Keras model or a serving forward pass on weights read before the loop
+    (`ServingForward.with_weights`, components.kernels.serving_graph).
 
     Equals running the model on the whole batch padded to its longest example
     (padding is masked), in the caller's order, with far less padding.
@@ -98,15 +101,15 @@ def export_serving_model(model: keras.Model, tft_output: tft.TFTransformOutput,
     module.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     feature_names = list(model.input_names)
-    forward, frozen = serving_forward(model, feature_names)
-    if not frozen:
-        module.model = model  # the forward pass reads the model's variables
+    module.forward = serving_forward(model, feature_names)  # its variables: the weights
 
     # One traced graph of tokenizer and model, which every scoring signature calls.
     @tf.function(input_signature=[tf.TensorSpec([None, 1], tf.string)] * len(QUESTIONS))
     def predict_questions(question1: tf.Tensor, question2: tf.Tensor) -> dict[str, tf.Tensor]:
         transformed = module.tft_layer({"question1": question1, "question2": question2})
         features = {name: ragged(transformed[name]) for name in feature_names}
+        # The weights are read once per request, outside the sub-batches' loop.
+        forward = module.forward.with_weights(module.forward.read_weights())
         probability = tf.sigmoid(logits_in_length_order(forward, features, sub_batch_size))
         return {"probability": probability,
                 "label": tf.cast(probability >= DECISION_THRESHOLD, tf.int64)}

@@ -1,9 +1,11 @@
-"""The serving forward pass: the model's own outputs, weights as constants, fusable products.
+"""The serving forward pass: the model's own outputs, weights as arguments, fusable products.
 
 components.kernels.serving_graph traces every family's classifier with Dense products
-flattened and the feed-forward activation inside them, then freezes it; these
-tests check that the result computes what the Keras model computes, that its
-graph has the patterns grappler fuses, and that the model is left as it was.
+flattened and the feed-forward activation inside them, then takes its weights
+as arguments held in variables; these tests check that the result computes what
+the Keras model computes, that its graph holds no weights and has the patterns
+grappler fuses, that its variables hold the weights, and that the model is left
+as it was.
 """
 
 from __future__ import annotations
@@ -36,20 +38,22 @@ def _features(model: keras.Model, seed: int = 0) -> dict[str, tf.Tensor]:
     return {name: tf.constant(values[name], tf.int32) for name in model.input_names}
 
 
-def _nodes(function) -> list:
-    graph = function.graph.as_graph_def()
+def _nodes(graph) -> list:
     return [*graph.node, *(node for f in graph.library.function for node in f.node_def)]
 
 
 @pytest.mark.parametrize("model_type", FAMILY_TYPES)
-def test_the_frozen_forward_pass_computes_the_models_logits(model_type: str):
+def test_the_serving_forward_pass_computes_the_models_logits(model_type: str):
     model = _classifier(model_type)
     features = _features(model)
-    frozen = serving_graph.frozen_forward(model, list(model.input_names))
-    np.testing.assert_allclose(frozen(**features)[0].numpy(),
+    forward = serving_graph.serving_forward(model, list(model.input_names))
+    np.testing.assert_allclose(forward(features).numpy(),
                                model(features, training=False).numpy(), atol=1e-5)
-    nodes = _nodes(frozen)
+    nodes = _nodes(forward.graph_def)
     assert not {node.op for node in nodes} & {"VarHandleOp", "ReadVariableOp"}
+    constant_bytes = sum(node.attr["value"].tensor.ByteSize() for node in nodes
+                         if node.op == "Const")
+    assert constant_bytes < 0.05 * sum(weight.numpy().nbytes for weight in forward.weights)
     # Every product of a Dense layer feeds its BiasAdd directly (no Reshape between).
     consumers: dict[str, list[str]] = {}
     for node in nodes:
@@ -75,6 +79,42 @@ def test_the_frozen_forward_pass_computes_the_models_logits(model_type: str):
     assert not shifts
 
 
+def test_the_variables_hold_the_weights_with_the_attention_scale_in_the_queries():
+    model = _classifier("bert")
+    forward = serving_graph.serving_forward(model, list(model.input_names))
+    held = [weight.numpy() for weight in forward.weights]
+    (head_size_root,) = {layer.sqrt_att_head_size for layer in model.submodules
+                         if hasattr(layer, "sqrt_att_head_size")}
+    scale = np.float32(1 / head_size_root)
+    queries = [weight for weight in model.weights if "/query/" in weight.name]
+    expected = [weight.numpy() * (scale if "/query/" in weight.name else 1)
+                for weight in model.weights if "pooler" not in weight.name]  # mean pooling
+    assert len(held) == len(expected) and len(queries) == 4
+    for value in expected:
+        assert sum(array.shape == value.shape and np.array_equal(array, value)
+                   for array in held) >= 1, value.shape
+
+
+def test_the_weights_read_once_serve_every_sub_batch_of_a_loop():
+    model = _classifier("bert")
+    forward = serving_graph.serving_forward(model, list(model.input_names))
+    batches = [_features(model, seed) for seed in range(3)]
+    stacked = {name: tf.stack([batch[name] for batch in batches]) for name in batches[0]}
+
+    @tf.function
+    def logits_in_a_loop():
+        run = forward.with_weights(forward.read_weights())
+        return tf.map_fn(run, stacked, fn_output_signature=tf.float32)
+
+    np.testing.assert_allclose(
+        logits_in_a_loop().numpy(),
+        [model(batch, training=False).numpy() for batch in batches], atol=1e-5)
+    graph = logits_in_a_loop.get_concrete_function().graph.as_graph_def()
+    loop_ops = {node.op for f in graph.library.function for node in f.node_def}
+    assert "MatMul" in loop_ops and "ReadVariableOp" not in loop_ops  # read before the loop
+    assert sum(node.op == "ReadVariableOp" for node in graph.node) == len(forward.weights)
+
+
 def test_the_traced_model_is_left_as_it_was():
     model = _classifier("bert")
     features = _features(model)
@@ -89,22 +129,10 @@ def test_the_traced_model_is_left_as_it_was():
     head_sizes = [layer.sqrt_att_head_size for layer in model.submodules
                   if hasattr(layer, "sqrt_att_head_size")]
     instance_calls = [vars(layer).get("call") for layer in model.submodules]
-    serving_graph.frozen_forward(model, list(model.input_names))
+    serving_graph.serving_forward(model, list(model.input_names))
     assert keras.layers.Dense.call is dense_call  # the tracing patches are undone
     assert modeling_tf_bert.stable_softmax is softmax
     assert head_sizes == [layer.sqrt_att_head_size for layer in model.submodules
                           if hasattr(layer, "sqrt_att_head_size")] != [1.0, 1.0]
     assert instance_calls == [vars(layer).get("call") for layer in model.submodules]
     np.testing.assert_array_equal(model(features, training=False).numpy(), before)
-
-
-def test_a_model_too_big_to_freeze_is_served_from_its_variables(monkeypatch):
-    model = _classifier("bert")
-    features = _features(model)
-    forward, frozen = serving_graph.serving_forward(model, list(model.input_names))
-    assert frozen
-    monkeypatch.setattr(serving_graph, "MAX_FROZEN_WEIGHT_BYTES", 1000)
-    from_variables, frozen = serving_graph.serving_forward(model, list(model.input_names))
-    assert not frozen
-    np.testing.assert_allclose(forward(features).numpy(), from_variables(features).numpy(),
-                               atol=1e-5)

@@ -68,14 +68,14 @@ def tiny_model(tmp_path_factory) -> tuple[str, dict[str, np.ndarray]]:
         intermediate_size=128)))
     names = ["input_ids", "attention_mask", "token_type_ids"]
     spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in names}
-    forward, frozen = serving_forward(model, names)  # as exported: weights as constants
-    assert frozen
+    forward = serving_forward(model, names)  # as exported: weights in its variables
 
     @tf.function(input_signature=[spec])
     def probability(features):
         return {"probability": tf.sigmoid(4.0 * forward(features))}
 
     module = tf.Module()
+    module.forward = forward
     directory = str(tmp_path_factory.mktemp("tiny") / "model")
     tf.saved_model.save(module, directory, signatures={"serving_default": probability})
     ids = np.random.default_rng(0).integers(1, 300, size=(32, 24)).astype(np.int32)
