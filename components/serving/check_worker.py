@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import statistics
 import sys
 import time
@@ -36,6 +35,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from components.export.requests import EXAMPLE_RULE
 from components.export.signatures import CLASSES
 from components.serving import warmup
+from components.serving.memory import peak_rss_mib
 from components.serving.tf_serving_session import ServingSession
 
 TIMED_BATCH_SIZES = {"b1": 1, "b64": 64}
@@ -55,11 +55,6 @@ class CheckFailure(Exception):
 def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else '(no message)'}"
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def timed_batches(pairs: list[warmup.Pair]) -> dict[str, Inputs]:

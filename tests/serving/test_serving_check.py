@@ -26,7 +26,7 @@ from components.serving.layout import SERVED_VERSION_KEY, versions
 from components.serving.tf_serving_session import ServingSession
 from tests.conftest import sample_rows
 from tests.serving.model_files import saved_model
-from tests.serving.test_serving_api import _transform_graph, _write_eval_split
+from tests.serving.test_serving_api import _artifact, _transform_graph, _write_eval_split
 
 EVAL_PAIRS = 80  # more than the largest warm-up batch (64)
 SERVED_VERSION = 3
@@ -34,14 +34,6 @@ BF16 = False  # the check's parameter; the tests run the float32 session config 
 # Float64 products per pair in the slow score: ~40 ms a batch of 64, ~1 ms without them.
 SLOW_STEPS, SLOW_WIDTH = 40, 512
 _TEXT = [tf.TensorSpec([None], tf.string, name=name) for name in ("question1", "question2")]
-
-
-def _artifact(kind: type, uri: Path, **properties) -> standard_artifacts.Artifact:
-    artifact = kind()
-    artifact.uri = str(uri)
-    for name, value in properties.items():
-        artifact.set_int_custom_property(name, value)
-    return artifact
 
 
 def _length_score(question1: tf.Tensor, question2: tf.Tensor) -> tf.Tensor:
