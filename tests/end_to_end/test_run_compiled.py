@@ -109,7 +109,10 @@ def test_worse_candidate_is_rejected_against_the_served_version(workspace: Path)
     assert "ImportSchemaGen" not in _ran(job)  # reused from the cache
     blessed, verdict = _verdict(job)
     assert not blessed
-    assert verdict.startswith("clears the floors and beats the not-fine-tuned model"), verdict
+    # Rejected by the served comparison, beyond the noise (on 64 eval pairs its F1 lead over
+    # the not-fine-tuned model is within the noise: that comparison does not decide it).
+    assert ("vs the served model (version 1): worse by more than the margin (0.0000) with 95% "
+            "confidence") in verdict, verdict
     assert "vs the served model (version 1)" in verdict, verdict
     assert "pushed: nothing" in summary_lines(job)
     assert _versions(workspace) == ["1"]
