@@ -14,8 +14,8 @@ run: $(VENV_STAMP)
 # Two pytest-xdist workers, one test file each at a time (module fixtures are built once),
 # the slowest files first (tests/conftest.py orders them).
 # Tests marked `slow` (LocalDagRunner on a plain data directory and the CLI on its results,
-# the gate scenario's worse candidate on both runners, spans on the compiled spec, three
-# families whose tokenizer algorithm another one already covers, Beam's
+# the gate scenario's worse candidate on both runners, spans on the compiled spec, the
+# non-default families through Transform, training and export, Beam's
 # multi-process runner, the notebook run headless: minutes of training and process
 # start-ups) run in `make test-slow`, which CI runs too.
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
