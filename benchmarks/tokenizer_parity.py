@@ -51,8 +51,8 @@ def check_unicode(checkpoint: str) -> int:
     letters such as U+2C2F or U+A7C0), none of which is in a BERT vocab.
     """
     hf = families.hf_tokenizer(Path(checkpoint))
-    spec = wordpiece.load_wordpiece_spec(checkpoint)
-    tokenizer = wordpiece.WordPieceTokenizer(spec)
+    tokenizer = wordpiece.load(checkpoint, read_model_type(checkpoint))
+    spec = tokenizer.spec
     cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
     texts = ["a" + chr(c) + "a" for c in cps]
     backend = hf.backend_tokenizer
@@ -132,12 +132,14 @@ def tokens_per_second(checkpoint: str, first: list[str], second: list[str],
 
 
 def fuzz_pairs(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Random pairs mixing ASCII, accents, combining marks, Greek, CJK, controls, specials."""
+    """Random pairs mixing ASCII, accents, combining marks, Greek, CJK, controls, special
+    tokens (BERT's and MPNet's, also broken up by the characters between them)."""
     pieces = list("abcXYZ09 .,?!'\"-_[]") + [
         "é", "Ä", "ﬁ", "…", "？", "½", "Σ", "σ", "ς", "İ", "ı", "ß", "Ǆ", "中", "字", "🥰",
         "\u0301", "\u0327", "\u0345", "\u093c", "\u05b0", "\u0e49", "\u200b", "\u200d", "\ufeff",
         "\ufffd", "\x00", "\x01", "\x85", "\xa0", "\u3000", "\t", "\n", "\r", "\u2028", "\ue000",
         "[SEP]", "[CLS]", "[UNK]", "[MASK]", "[PAD]", "[sep]", "##", "unaffable", "ΑΣ ", "x" * 60,
+        "<s>", "</s>", "<pad>", "<unk>", "<UNK>", "<mask>", " <mask>", "<", ">", "/",
     ]  # fmt: skip
     rng = random.Random(seed)
 

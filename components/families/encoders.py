@@ -161,11 +161,11 @@ def _load_safetensors(model, weights: str, checkpoint_dir: str) -> dict:
 def usable_positions(config) -> int:
     """How many tokens an encoder with this config takes.
 
-    max_position_embeddings, except for RoBERTa: its position ids start after
-    padding_idx (pad_token_id), so it takes max_position_embeddings - padding_idx - 1
-    (514 -> 512).
+    max_position_embeddings, except for RoBERTa and MPNet: their position ids start
+    after padding_idx (pad_token_id), so they take max_position_embeddings -
+    padding_idx - 1 (514 -> 512).
     """
     positions = int(config.max_position_embeddings)
-    if getattr(config, "model_type", None) == "roberta":
+    if getattr(config, "model_type", None) in ("roberta", "mpnet"):
         positions -= int(config.pad_token_id) + 1
     return positions

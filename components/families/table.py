@@ -31,6 +31,7 @@ FAMILIES: dict[str, Family] = {family.model_type: family for family in (
     Family("electra", "wordpiece", "TFElectraModel", True, False),
     Family("albert", "sentencepiece", "TFAlbertModel", True, True),
     Family("roberta", "byte_level_bpe", "TFRobertaModel", False, True, pair_separators=2),
+    Family("mpnet", "wordpiece", "TFMPNetModel", False, True, pair_separators=2),
     Family("deberta-v2", "sentencepiece", "TFDebertaV2Model", True, False,
            autograph_layers=("TFDebertaV2DisentangledSelfAttention",)),
 )}

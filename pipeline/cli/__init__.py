@@ -9,7 +9,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from pipeline.cli import quiet, versions
+from pipeline.cli import checkpoints, quiet, versions
 from pipeline.cli.parser import (QUIET_COMMANDS, build_parser, compile_config_from_args,
                                  config_from_args)
 from pipeline.config import COMPONENT_IDS, ConfigError, PipelineConfig
@@ -38,7 +38,7 @@ def _user_facing_error(error: BaseException) -> BaseException | None:
         ("components.data.records", "QqpDataError"),
         ("components.data.validation_gate", "DataAnomaliesError"),
         ("components.drift.gate", "DataDriftError"),
-        ("components.families.checkpoint", "CheckpointError"),
+        ("components.families.errors", "CheckpointError"),
         ("components.serving.pusher", "ServedModelChangedError"))
         if module in sys.modules) + (ConfigError,)
     seen = set()
@@ -334,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"run": _run, "predict": _predict, "evaluate": _evaluate,
                 "report": _report, "runs": _runs, "compile": _compile,
                 "run-compiled": _run_compiled, "versions": versions.run_versions,
-                "rollback": versions.run_rollback}[args.command](args) or 0
+                "rollback": versions.run_rollback,
+                "install-checkpoint": checkpoints.run_install}[args.command](args) or 0
     except Exception as error:  # pylint: disable=broad-except
         known = _user_facing_error(error)
         quiet.stop()  # the log's path first: the error or the traceback stays the last line

@@ -11,7 +11,7 @@ from typing import Any
 
 from components.precision.choices import MIXED_PRECISION_POLICIES, SCORING_PRECISIONS
 from components.training.hyperparameters import DISTRIBUTION_STRATEGIES, PAIR_ORDERS, WARM_STARTS
-from pipeline.cli import versions
+from pipeline.cli import checkpoints, versions
 from pipeline.config import (BUNDLED_SAMPLE, COMPONENT_IDS, MAX_SEED, PipelineConfig,
                              load_config_file)
 from pipeline.runners.vertex import (COMPILE_KEYS, DEFAULT_OUTPUT, IMAGE_ROOT, TARGETS,
@@ -40,8 +40,10 @@ def _add_run_parser(subparsers: argparse._SubParsersAction) -> None:
                           f"<serving-dir>/qqp/<version>/ [default: {defaults.serving_dir}]")
     run.add_argument("--checkpoint", default=None,
                      help="Hugging Face checkpoint of a supported family (bert, distilbert, "
-                          "electra, albert, roberta, deberta-v2): hub id (needs network) or "
-                          f"local directory [default: {defaults.checkpoint}, installed offline]")
+                          "electra, albert, roberta, deberta-v2, mpnet): hub id (needs "
+                          "network), local directory, or all-mpnet-base-v2 (offline after "
+                          "`make mpnet`; configs/mpnet.yaml is its recipe) "
+                          f"[default: {defaults.checkpoint}, installed offline]")
     training = run.add_argument_group("training")
     training.add_argument("--max-train-examples", type=int, default=None,
                           help="train on at most this many pairs (0: all) "
@@ -135,7 +137,7 @@ def _add_span_options(group: argparse._ArgumentGroup, defaults: PipelineConfig) 
 
 # Commands that load TensorFlow: their standard error goes through pipeline/cli/quiet.py.
 QUIET_COMMANDS = ("run", "predict", "evaluate", "compile", "run-compiled", "report",
-                  "versions", "rollback")
+                  "runs", "versions", "rollback")
 
 
 def add_verbose_option(parser: argparse.ArgumentParser) -> None:
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(subparsers)
     _add_runs_parser(subparsers)
     versions.add_parsers(subparsers)
+    checkpoints.add_parser(subparsers)
     _add_compile_parser(subparsers)
     _add_run_compiled_parser(subparsers)
     for command in QUIET_COMMANDS:

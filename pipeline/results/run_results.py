@@ -35,6 +35,8 @@ class NodeResult:
     # The execution's properties (TFX's exec properties: `custom_config` is a JSON string).
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)
     state: str = "COMPLETE"  # MLMD's execution state: COMPLETE, CACHED, FAILED, RUNNING, ...
+    # From the execution's creation to its last update (its end, once done); 0 when cached.
+    seconds: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -135,7 +137,9 @@ def run_nodes(store: metadata_store.MetadataStore, run: metadata_store_pb2.Conte
         results[node_id] = NodeResult(
             execution.last_known_state == _CACHED, inputs=by_direction[False],
             outputs=by_direction[True], properties=properties,
-            state=metadata_store_pb2.Execution.State.Name(execution.last_known_state))
+            state=metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+            seconds=(execution.last_update_time_since_epoch
+                     - execution.create_time_since_epoch) / 1000)
     return results
 
 

@@ -15,14 +15,16 @@ MISSING = "-"
 # Table columns: (title, right-aligned).
 COLUMNS = (("run", False), ("started (UTC)", False), ("checkpoint", False), ("family", False),
            ("data", False), ("span", False), ("drift", False), ("train", True),
-           ("eval", True), ("len", True), ("epochs", True), ("lr", True), ("start", False),
+           ("eval", True), ("len", True), ("epochs", True), ("lr", True), ("time", True),
+           ("start", False),
            ("acc", True), ("F1", True), ("nft acc", True), ("nft F1", True),
            ("verdict", False), ("pushed", True))
 COLUMN_NOTE = ("span: the span ingested [the spans of the training window] (- for data not "
                "in spans); drift: the drift gate's verdict on that span against the previous "
                "one (passed, stopped or accepted); start: what the candidate started from "
                "(vN: the served version N, ckpt: the checkpoint); acc, F1: the fine-tuned "
-               "candidate on the eval split; nft: the not-fine-tuned model; len: "
+               "candidate on the eval split; nft: the not-fine-tuned model; time: how long "
+               "the Trainer ran (training and export; - when reused from the cache); len: "
                "max_seq_length; pushed: the serving version (same: identical to the version "
                "already served, nothing new written)")
 _WIDEST = 32
@@ -69,6 +71,15 @@ def start_cell(summary: Any) -> str:
     return "ckpt" if start.get("from") == "checkpoint" else MISSING
 
 
+def duration_cell(seconds: float | None) -> str:
+    """"45s", "12.5m", "2.1h"; "-" when unknown."""
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.1f}m" if seconds < 3600 else f"{seconds / 3600:.1f}h"
+
+
 def verdict_word(summary: Any) -> str:
     """blessed / not blessed, or the run's status when the gate did not decide."""
     if summary.blessed is not None:
@@ -97,7 +108,7 @@ def table_rows(summaries: Sequence[Any]) -> list[list[str]]:
             _count(summary.train_pairs), _count(summary.eval_pairs),
             _count(summary.max_seq_length), _count(summary.epochs),
             MISSING if summary.learning_rate is None else f"{summary.learning_rate:g}",
-            start_cell(summary),
+            duration_cell(summary.training_seconds), start_cell(summary),
             _metric(summary.candidate_accuracy), _metric(summary.candidate_f1),
             _metric(summary.not_fine_tuned_accuracy), _metric(summary.not_fine_tuned_f1),
             verdict_word(summary), pushed_cell(summary)])

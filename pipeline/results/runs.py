@@ -37,6 +37,8 @@ numbers are JSON numbers, never NaN):
     max_seq_length      int    Transform's max_seq_length
     epochs              int    Trainer epochs
     learning_rate       float  Trainer peak learning rate
+    training_seconds    float  how long the Trainer ran in this run (training and export;
+                               null when it was reused from the cache or did not finish)
     warm_start          object where the candidate started (WarmStart): {"from": "served",
                                "version": N} or {"from": "checkpoint", "why": "..."}; null:
                                no record
@@ -93,6 +95,7 @@ class RunSummary:  # pylint: disable=too-many-instance-attributes
     max_seq_length: int | None = None
     epochs: int | None = None
     learning_rate: float | None = None
+    training_seconds: float | None = None
     warm_start: dict[str, Any] | None = None
     candidate_accuracy: float | None = None
     candidate_f1: float | None = None
@@ -147,6 +150,9 @@ def summarize_run(run_id: str, started_ms: int, run: dict[str, Any],
                                if not (result.failed or result.done)],
         cached_components=[node for node, result in run.items() if result.cached])
     _read_settings(summary, run)
+    trainer = run.get("Trainer")
+    if trainer is not None and trainer.done and not trainer.cached:
+        summary.training_seconds = trainer.seconds
     if summary.checkpoint is not None:
         cache = {} if family_cache is None else family_cache
         if summary.checkpoint not in cache:
@@ -275,6 +281,10 @@ def _local_checkpoint_dir(checkpoint: str) -> str | None:
         return None
     if checkpoint == DEFAULT_CHECKPOINT or os.path.isdir(os.path.expanduser(checkpoint)):
         return resolve_checkpoint(checkpoint)
+    from components.families import packaged  # pylint: disable=import-outside-toplevel
+
+    if checkpoint in packaged.PACKAGED:  # only once assembled: listing never assembles
+        return packaged.assembled_dir(checkpoint)
     if looks_local(checkpoint):
         return None
     # A hub id: only Hugging Face's local cache, no network.

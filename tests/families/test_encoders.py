@@ -14,7 +14,7 @@ from safetensors.numpy import load_file, save_file
 from components.families.check import check_checkpoint
 from components.families.checkpoint import CheckpointError
 from components.families.encoders import load_encoder, new_encoder, usable_positions
-from components.families.table import FAMILIES, UnsupportedModelError
+from components.families.table import FAMILIES, UnsupportedModelError, with_pooler
 from components.model.classifier import (build_classifier, build_cosine_scorer, encode,
                                          takes_token_types)
 from components.precision.keras_policy import resolve_policy
@@ -26,7 +26,7 @@ MODEL_TYPES = tuple(FAMILIES)
 
 
 def _pad_id(model_type: str) -> int:
-    return 1 if model_type == "roberta" else 0
+    return 1 if model_type in ("roberta", "mpnet") else 0
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,8 @@ def test_an_unsupported_model_type_names_the_supported_ones(tmp_path):
     ("roberta", ["vocab.json"], "merges.txt or tokenizer.json"),
     ("roberta", ["vocab.json", "merges.txt"], None),
     ("roberta", ["tokenizer.json"], None),
+    ("mpnet", [], "vocab.txt"),
+    ("mpnet", ["vocab.txt"], None),
 ])
 def test_check_requires_the_tokenizer_files_of_the_family(tmp_path, checkpoints, model_type,
                                                           files, missing):
@@ -185,7 +187,7 @@ def test_check_requires_the_tokenizer_files_of_the_family(tmp_path, checkpoints,
     else:
         config = check_checkpoint(str(tmp_path))
         assert config.model_type == model_type
-        assert usable_positions(config) == 512  # RoBERTa: 514 - padding_idx 1 - 1
+        assert usable_positions(config) == 512  # RoBERTa, MPNet: 514 - padding_idx 1 - 1
 
 
 @pytest.mark.slow  # test_families.py trains and scores every family in make test
@@ -198,7 +200,7 @@ def test_the_classifier_trains_under_mixed_precision(checkpoints, mixed_precisio
     assert encoder.compute_dtype == keras.mixed_precision.Policy(mixed_precision).compute_dtype
     if not family.has_pooler:
         with pytest.raises(ValueError, match=f"pooling 'pooler' needs an encoder with a pooler "
-                           f"\\(bert, albert, roberta\\); {model_type} has none"):
+                           f"\\({', '.join(with_pooler())}\\); {model_type} has none"):
             _quickly(build_classifier, model_type)(encoder, pooling="pooler")
     for pooling in ("mean", "cls", "pooler") if family.has_pooler else ("mean", "cls"):
         model = _quickly(build_classifier, model_type)(encoder, pooling=pooling, dropout=0.0)
@@ -226,7 +228,7 @@ def test_token_types_and_the_cosine_scorer(checkpoints, model_type):
     states = [encode(encoder, **features).last_hidden_state.numpy() for features in (
         pairs, dict(pairs, token_type_ids=np.zeros_like(pairs["token_type_ids"])))]
     # Token types reach only the families with token type embeddings (not RoBERTa: one
-    # type; not DeBERTa-v3: none; not DistilBERT, whose call does not take them).
+    # type; not DeBERTa-v3: none; not DistilBERT nor MPNet, whose call does not take them).
     changed = not np.allclose(states[0], states[1], atol=1e-6)
     assert takes_token_types(encoder) == changed == (model_type in ("bert", "electra", "albert"))
 

@@ -29,7 +29,7 @@ from fixtures import families
 from tests.transformed import transform_sample
 
 # Every family here runs in `make test-slow` only (see the module docstring).
-IN_TEST_SLOW = {"distilbert", "electra", "deberta-v2", "albert", "roberta"}
+IN_TEST_SLOW = {"distilbert", "electra", "deberta-v2", "albert", "roberta", "mpnet"}
 FAMILIES_HERE = [pytest.param(name, marks=[pytest.mark.slow] if name in IN_TEST_SLOW else [])
                  for name in families.FAMILY_TYPES if name != "bert"]
 PAIRS = 24

@@ -27,17 +27,23 @@ def _padded_pairs(first: list[str], second: list[str], max_length: int = 128,
 
 
 @pytest.fixture(scope="module")
-def roberta_dir(tmp_path_factory) -> Path:
-    """RoBERTa tokenizer files (<s> a </s></s> b </s>: two separators) trained on QQP text."""
-    directory = tmp_path_factory.mktemp("roberta")
-    families.write_tokenizer_files(directory, families.training_texts()[:4000], "roberta")
-    families.write_model_type(directory, "roberta")
-    return directory
+def two_separator_dirs(tmp_path_factory) -> dict[str, Path]:
+    """RoBERTa's and MPNet's tokenizer files (<s> a </s></s> b </s>: two separators)
+    trained on QQP text."""
+    directories = {}
+    for model_type in ("roberta", "mpnet"):
+        directories[model_type] = tmp_path_factory.mktemp(model_type)
+        families.write_tokenizer_files(directories[model_type], families.training_texts()[:4000],
+                                       model_type)
+        families.write_model_type(directories[model_type], model_type)
+    return directories
 
 
-@pytest.mark.parametrize("model_type", ["bert", "roberta"])
-def test_swap_equals_tokenizing_the_other_order(model_type: str, roberta_dir: Path):
-    tokenizer = load_tokenizer(str(roberta_dir)) if model_type == "roberta" else None
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "mpnet"])
+def test_swap_equals_tokenizing_the_other_order(model_type: str,
+                                                two_separator_dirs: dict[str, Path]):
+    tokenizer = (load_tokenizer(str(two_separator_dirs[model_type]))
+                 if model_type in two_separator_dirs else None)
     separators = FAMILIES[model_type].pair_separators
     assert len((tokenizer or load_tokenizer(resolve_checkpoint(DEFAULT_CHECKPOINT)))
                .template.middle) == separators

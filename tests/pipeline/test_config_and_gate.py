@@ -29,11 +29,19 @@ def test_unknown_config_key(tmp_path: Path):
         PipelineConfig().with_overrides(load_config_file(str(config_file)))
 
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
 def test_the_full_data_recipe_is_a_valid_config():
-    recipe = Path(__file__).resolve().parents[2] / "configs" / "full.yaml"
-    config = PipelineConfig().with_overrides(load_config_file(str(recipe)))
+    config = PipelineConfig().with_overrides(load_config_file(str(CONFIGS / "full.yaml")))
     hparams = config.hyperparameters()
     assert (config.max_train_examples, hparams.epochs, hparams.learning_rate) == (0, 2, 5e-5)
+
+
+def test_the_mpnet_recipe_is_a_valid_config_for_the_packaged_checkpoint():
+    config = PipelineConfig().with_overrides(load_config_file(str(CONFIGS / "mpnet.yaml")))
+    assert config.checkpoint == "all-mpnet-base-v2"
+    assert config.data == PipelineConfig().data  # the bundled sample, like make run
 
 
 def test_config_file_that_is_not_a_mapping(tmp_path: Path):

@@ -152,7 +152,7 @@ def test_an_unsupported_model_type_stops_before_any_component(command, run_dir, 
     assert cli.main([*argv, "--checkpoint", str(checkpoint)]) == cli.EXIT_BAD_INPUT
     _assert_one_line_error(capsys, f"qqp-tfx: error: {checkpoint}: model_type 'gpt2' is not "
                                    "supported; supported: bert, distilbert, electra, albert, "
-                                   "roberta, deberta-v2")
+                                   "roberta, mpnet, deberta-v2")
     assert {path.name for path in run_dir.iterdir()} == {"qqp", "gpt2"}
 
 

@@ -21,7 +21,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from pipeline import cli
-from pipeline.results import runs
+from pipeline.results import run_results, runs
 from tests.pipeline.runs_store import BEFORE_SPANS, EXPECTED, INGESTION, MISSING_HUB_ID
 from tests.pipeline.tfx_shaped_store import TfxShapedStore
 
@@ -31,7 +31,7 @@ JSON_KEYS = {"run_id", "started", "status", "failed_components", "unfinished_com
              "max_seq_length", "epochs", "learning_rate", "candidate_accuracy", "candidate_f1",
              "not_fine_tuned_accuracy", "not_fine_tuned_f1", "blessed", "verdict",
              "pushed_version", "pushed_to", "already_served", "problems",
-             "span", "train_spans", "warm_start", "drift"}
+             "span", "train_spans", "warm_start", "drift", "training_seconds"}
 
 
 def _runs_json(store: TfxShapedStore, capsys) -> list[dict]:
@@ -73,6 +73,19 @@ def test_json_types_and_settings_of_each_run(store, capsys):
     assert failed["verdict"] is None and failed["not_fine_tuned_f1"] is None
 
 
+def test_training_time_is_the_trainers_own_execution_and_none_when_cached(store, capsys):
+    first, second, third, failed, killed, *_ = _runs_json(store, capsys)
+    assert isinstance(first["training_seconds"], float) and first["training_seconds"] >= 0
+    assert third["training_seconds"] is None  # its Trainer was reused from the cache
+    assert killed["training_seconds"] is None  # its Trainer never finished
+    ran = run_results.NodeResult(False, {}, {}, seconds=1512.0)
+    summary = runs.summarize_run("r", 0, {"Trainer": ran})
+    assert summary.training_seconds == 1512.0
+    assert runs.table_rows([summary])[0][runs.COLUMNS.index(("time", True))] == "25.2m"
+    cached = run_results.NodeResult(True, {}, {}, seconds=0.0, state="CACHED")
+    assert runs.summarize_run("r", 0, {"Trainer": cached}).training_seconds is None
+
+
 def test_json_span_keys_of_runs_with_and_before_spans(store, capsys):
     listed = {run["run_id"]: run for run in _runs_json(store, capsys)}
     for run_id in BEFORE_SPANS:  # ExampleGen ran, data not in spans: span 0, no records
@@ -104,13 +117,14 @@ def test_table_shows_every_run_and_why(store, capsys):
     header = lines[0].split()
     assert header[:3] == ["run", "started", "(UTC)"] and header[-2:] == ["verdict", "pushed"]
     assert header[header.index("data"):header.index("data") + 3] == ["data", "span", "drift"]
-    assert header[header.index("lr"):header.index("lr") + 3] == ["lr", "start", "acc"]
+    assert header[header.index("lr"):header.index("lr") + 4] == ["lr", "time", "start", "acc"]
     rows = {line.split()[0]: line for line in lines[2:2 + len(EXPECTED)]}
     assert list(rows) == list(EXPECTED)
     cells = {run_id: _cells(lines[0], line) for run_id, line in rows.items()}
     for run_id in BEFORE_SPANS:
         assert (cells[run_id]["span"], cells[run_id]["drift"], cells[run_id]["start"]) == (
             "-", "-", "-"), run_id
+    assert cells["run-b-again"]["time"] == "-" and cells["run-a"]["time"].endswith("s")
     assert (cells["run-span-1"]["span"], cells["run-span-1"]["drift"],
             cells["run-span-1"]["start"]) == ("1 [1]", "passed", "ckpt")
     assert (cells["run-span-2"]["span"], cells["run-span-2"]["drift"],

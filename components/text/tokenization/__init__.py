@@ -2,7 +2,7 @@
 
 `load_tokenizer(checkpoint_dir)` picks the family's implementation from the
 checkpoint's config.json `model_type` (components.families.table):
-- wordpiece: BERT, DistilBERT, ELECTRA (vocab.txt);
+- wordpiece: BERT, DistilBERT, ELECTRA, MPNet (vocab.txt);
 - sentencepiece_unigram: ALBERT, DeBERTa-v2/v3 (spiece.model / spm.model);
 - byte_level_bpe: RoBERTa (vocab.json + merges.txt).
 Each returns a `Tokenizer` (components.text.tokenization.base) made of TensorFlow and

@@ -44,3 +44,9 @@ def char_class(ranges: str, negate: bool = False) -> str:
 def literal(text: str) -> str:
     """An RE2 pattern matching text literally."""
     return "".join(f"\\x{{{ord(c):X}}}" for c in text)
+
+
+def python_char_class(ranges: str) -> str:
+    """Turns "300-36F 483" into the same class for Python's `re` ("[\\U00000300-...]")."""
+    return "[" + "".join("-".join(f"\\U{int(bound, 16):08X}" for bound in item.split("-"))
+                         for item in ranges.split()) + "]"

@@ -1,4 +1,7 @@
-"""In-graph WordPiece tokenization (BERT, DistilBERT, ELECTRA), matching `BertTokenizerFast`.
+"""In-graph WordPiece tokenization (BERT, DistilBERT, ELECTRA, MPNet), matching Hugging Face.
+
+The reference is the family's fast tokenizer (BertTokenizerFast, ..., MPNetTokenizerFast:
+one algorithm; MPNet differs in its special tokens and pair template only).
 
 Only TensorFlow and tensorflow_text ops are used, so the tokenizer can live inside a
 `tf.function`, a tensorflow-transform `preprocessing_fn` or a SavedModel. The vocabulary
@@ -6,12 +9,16 @@ is read through a `tf.lookup` table initialized from the checkpoint's vocab.txt,
 therefore becomes an asset of any SavedModel (or TFT transform graph) that uses it.
 
 The pipeline mirrors the Rust `tokenizers` implementation step by step:
-  1. special tokens ("[SEP]", ...) written literally in the raw text are kept whole,
+  1. added tokens ("[SEP]", MPNet's "<s>", "<unk>", "<mask>", ...) written literally in
+     the text are kept whole: tokenizer.json's `added_tokens` and the special tokens of
+     tokenizer_config.json, with their `normalized`, `lstrip` and `rstrip`
+     (components.text.tokenization.added_tokens),
   2. BertNormalizer: drop control/format/private-use chars, map whitespace to " ", put
      spaces around CJK ideographs, NFD + remove non-spacing marks, per-char lowercase,
   3. BertPreTokenizer: split on whitespace and isolate every punctuation char,
   4. WordPiece (greedy longest match, words over 100 chars or unmatchable -> [UNK]),
-  5. [CLS] a [SEP] b [SEP] with `longest_first` truncation (components.text.tokenization.base).
+  5. [CLS] a [SEP] b [SEP] (MPNet: <s> a </s></s> b </s>) with `longest_first` truncation
+     (components.text.tokenization.base).
 tensorflow_text's own BERT normalizers fold compatibility characters (NFKC), and RE2's
 \\p{..} classes follow a newer Unicode version than `tokenizers` (which classifies chars
 with the `unicode_categories` crate, Unicode 9.0), so the character classes are spelled
@@ -19,7 +26,12 @@ out explicitly below. They were extracted code point by code point from tokenize
 `benchmarks/tokenizer_parity.py --unicode` re-checks every code point. Known difference:
 tf.strings.lower (ICU) lacks the 95 case mappings added in Unicode 14-16 (e.g. U+2C2F,
 U+A7C0, Vithkuqi, Garay); neither case of those letters is in BERT vocabularies, so the
-ids are still identical.
+ids are still identical. Known difference: a `normalized` added token's normalized
+content is computed in Python (the same steps with `re`, unicodedata and str.lower), exact
+for the ASCII contents of real checkpoints (MPNet's "<unk>") but not for every code point;
+added tokens are found by an RE2 alternation (leftmost, the longest content first), which
+differs from tokenizers' leftmost-longest only when a token's lstrip whitespace or another
+token overlaps it (none do in the supported checkpoints).
 
 Loading a graph that contains these ops requires `import tensorflow_text` first.
 """
@@ -29,12 +41,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+import unicodedata
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from components.families.table import FAMILIES
+from components.text.tokenization.added_tokens import (AddedToken, read_added_tokens,
+                                                       split_added_tokens)
 from components.text.tokenization.base import PairTemplate, Tokenizer
-from components.text.tokenization.unicode_classes import PUNCTUATION, char_class, literal
+from components.text.tokenization.unicode_classes import (PUNCTUATION, char_class,
+                                                          python_char_class)
 
 # Chars removed by BertNormalizer's clean_text (Cc/Cf/Co minus \t\n\r, plus U+0000 and
 # U+FFFD). U+0000 and U+0001 are turned into U+FFFD beforehand (see _SENTINEL).
@@ -77,17 +95,14 @@ _MN = (
     "1D1AA-1D1AD 1D242-1D244 1DA00-1DA36 1DA3B-1DA6C 1DA75 1DA84 1DA9B-1DA9F 1DAA1-1DAAF "
     "1E8D0-1E8D6 E0100-E01EF"
 )
-# Special tokens found verbatim in the raw text are replaced by "\x01<i>\x01" words; raw
-# U+0000/U+0001 are first turned into U+FFFD (all three are dropped by clean_text) so they
-# cannot clash (and tf.strings.lower would stop at U+0000).
+# Added tokens found verbatim in the text are replaced by "\x01<i>\x01" words (i: their
+# index in WordPieceSpec.added_tokens); raw U+0000/U+0001 are first turned into U+FFFD (all
+# three are dropped by clean_text) so they cannot clash (and tf.strings.lower would stop
+# at U+0000).
 _SENTINEL = "\x01{}\x01"
+_SENTINEL_START, _SENTINEL_END = _SENTINEL.split("{}")
 _MAX_CHARS_PER_WORD = 100  # tokenizers WordPiece.max_input_chars_per_word
 
-
-_CONTROL_RE = char_class(_CONTROL)
-_WHITESPACE_RE = char_class(_WHITESPACE)
-_CJK_RE = char_class(_CJK)
-_MN_RE = char_class(_MN)
 _PUNCT_RE = char_class(PUNCTUATION)
 
 
@@ -98,7 +113,7 @@ def _read_vocab(vocab_file: str) -> dict[str, int]:
 
 @dataclasses.dataclass(frozen=True)
 class WordPieceSpec:
-    """What the in-graph tokenizer needs to know about a Hugging Face BERT checkpoint."""
+    """What the in-graph tokenizer needs to know about a WordPiece (BERT-like) checkpoint."""
 
     vocab_file: str
     do_lower_case: bool
@@ -109,6 +124,9 @@ class WordPieceSpec:
     pad_token: str = "[PAD]"
     cls_token: str = "[CLS]"
     mask_token: str = "[MASK]"
+    # Tokens matched verbatim in the text (added_tokens.read_added_tokens); the special
+    # tokens above that it lacks are added as raw ones (transformers adds them at load).
+    added_tokens: tuple[AddedToken, ...] = ()
     # Derived from vocab_file.
     unk_id: int = dataclasses.field(init=False)
     sep_id: int = dataclasses.field(init=False)
@@ -126,15 +144,30 @@ class WordPieceSpec:
                 raise ValueError(f"{name}_token {token!r} is not in {self.vocab_file}")
             object.__setattr__(self, f"{name}_id", vocab[token])
         object.__setattr__(self, "vocab_size", len(vocab))
+        object.__setattr__(self, "added_tokens", self._complete_added_tokens(vocab))
 
     @property
     def special_tokens(self) -> tuple[str, ...]:
-        """Tokens that Hugging Face matches verbatim in the raw text."""
+        """The special tokens (pad, unk, cls, sep, mask)."""
         return (self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token)
+
+    def _complete_added_tokens(self, vocab: dict[str, int]) -> tuple[AddedToken, ...]:
+        """added_tokens with the special tokens it lacks; each must be its id's vocab entry
+        (the in-graph tokenizer finds its id by looking its content up in vocab.txt)."""
+        contents = {token.content for token in self.added_tokens}
+        added = (*self.added_tokens, *(AddedToken(token, vocab[token])
+                                       for token in dict.fromkeys(self.special_tokens)
+                                       if token not in contents))
+        for token in added:
+            if vocab.get(token.content) != token.id:
+                raise ValueError(f"added token {token.content!r} (id {token.id}) is not line "
+                                 f"{token.id + 1} of {self.vocab_file}: unsupported")
+        return tuple(added)
 
 
 def load_wordpiece_spec(checkpoint_dir: str | os.PathLike) -> WordPieceSpec:
-    """Reads vocab.txt and tokenizer_config.json of a WordPiece checkpoint directory."""
+    """Reads vocab.txt, tokenizer_config.json and tokenizer.json's added tokens of a
+    WordPiece checkpoint directory."""
     checkpoint_dir = os.fspath(checkpoint_dir)
     config_path = os.path.join(checkpoint_dir, "tokenizer_config.json")
     config = {}
@@ -151,6 +184,7 @@ def load_wordpiece_spec(checkpoint_dir: str | os.PathLike) -> WordPieceSpec:
         do_lower_case=bool(config.get("do_lower_case", True)),
         tokenize_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
         strip_accents=config.get("strip_accents"),
+        added_tokens=tuple(read_added_tokens(checkpoint_dir)),
         **tokens,
     )
 
@@ -167,30 +201,89 @@ def create_vocab_table(spec: WordPieceSpec) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(initializer, default_value=-1)
 
 
-def _normalize(text: tf.Tensor, spec: WordPieceSpec) -> tf.Tensor:
-    """Hugging Face BertNormalizer (clean_text=True) on a tf.string tensor of any shape."""
-    text = tf.strings.regex_replace(text, _CONTROL_RE, "")
-    text = tf.strings.regex_replace(text, _WHITESPACE_RE, " ")
+class _GraphOps:
+    """The operations of `_normalize` on tf.string tensors."""
+
+    @staticmethod
+    def sub(text: tf.Tensor, ranges: str, replacement: str) -> tf.Tensor:
+        """Replaces each char of `ranges` by `replacement` ("{}": the char)."""
+        return tf.strings.regex_replace(text, char_class(ranges), replacement.format(r"\0"))
+
+    @staticmethod
+    def nfd(text: tf.Tensor) -> tf.Tensor:
+        return tf_text.normalize_utf8(text, "NFD")
+
+    @staticmethod
+    def lower(text: tf.Tensor) -> tf.Tensor:
+        return tf.strings.lower(text, encoding="utf-8")
+
+
+class _PythonOps:
+    """The operations of `_normalize` on a Python str (for added tokens' contents)."""
+
+    @staticmethod
+    def sub(text: str, ranges: str, replacement: str) -> str:
+        return re.sub(python_char_class(ranges), replacement.format(r"\g<0>"), text)
+
+    @staticmethod
+    def nfd(text: str) -> str:
+        return unicodedata.normalize("NFD", text)
+
+    @staticmethod
+    def lower(text: str) -> str:
+        return "".join(char.lower() for char in text)
+
+
+def _normalize(text, spec: WordPieceSpec, ops=_GraphOps):
+    """Hugging Face BertNormalizer (clean_text=True) on a tf.string tensor of any shape
+    (or, with ops=_PythonOps, on a Python str)."""
+    text = ops.sub(text, _CONTROL, "")
+    text = ops.sub(text, _WHITESPACE, " ")
     if spec.tokenize_chinese_chars:
-        text = tf.strings.regex_replace(text, _CJK_RE, r" \0 ")
+        text = ops.sub(text, _CJK, " {} ")
     strip_accents = spec.do_lower_case if spec.strip_accents is None else spec.strip_accents
     if strip_accents:
-        text = tf_text.normalize_utf8(text, "NFD")
-        text = tf.strings.regex_replace(text, _MN_RE, "")
+        text = ops.sub(ops.nfd(text), _MN, "")
     if spec.do_lower_case:
         # Rust lowercases char by char; ICU (tf.strings.lower) would apply the final-sigma rule.
-        text = tf.strings.regex_replace(text, "\u03a3", "\u03c3")
-        text = tf.strings.lower(text, encoding="utf-8")
+        text = ops.lower(ops.sub(text, "3A3", "\u03c3"))
     return text
+
+
+def _token_patterns(spec: WordPieceSpec, normalized: bool) -> list[tuple[str, int]]:
+    """(RE2 pattern, index in spec.added_tokens) of the raw or of the normalized added
+    tokens, the longest content first; a normalized token is matched by its normalized
+    content (tokens that normalize to "" never match)."""
+    found = []
+    for index, token in enumerate(spec.added_tokens):
+        if token.normalized == normalized:
+            content = _normalize(token.content, spec, _PythonOps) if normalized else token.content
+            if content:
+                found.append((-len(content), content, token.pattern(content), index))
+    return [(pattern, index) for *_, pattern, index in sorted(found)]
+
+
+def _mark_added_tokens(text: tf.Tensor, patterns: list[tuple[str, int]]) -> tf.Tensor:
+    """[batch] strings with every match of `patterns` replaced by " \x01<index>\x01 "."""
+    if not patterns:
+        return text
+    pieces, which = split_added_tokens(text, [pattern for pattern, _ in patterns])
+    which = which.flat_values
+    index = tf.gather(tf.constant([index for _, index in patterns], tf.int64),
+                      tf.maximum(which, 0))
+    sentinels = tf.strings.join([" " + _SENTINEL_START, tf.strings.as_string(index),
+                                 _SENTINEL_END + " "])
+    marked = pieces.with_flat_values(tf.where(which >= 0, sentinels, pieces.flat_values))
+    return tf.strings.reduce_join(marked, axis=-1)
 
 
 def _split_words(text: tf.Tensor, spec: WordPieceSpec) -> tf.RaggedTensor:
     """[batch] raw strings -> [batch, (words)] normalized, pre-tokenized words."""
     text = tf.strings.regex_replace(text, r"[\x{0}\x{1}]", "\ufffd")
-    for i, token in enumerate(spec.special_tokens):
-        text = tf.strings.regex_replace(text, literal(token), " " + _SENTINEL.format(i) + " ")
+    text = _mark_added_tokens(text, _token_patterns(spec, normalized=False))
+    text = _mark_added_tokens(_normalize(text, spec), _token_patterns(spec, normalized=True))
     words = tf_text.regex_split(
-        _normalize(text, spec),
+        text,
         delim_regex_pattern=f" +|{_PUNCT_RE}",
         keep_delim_regex_pattern=_PUNCT_RE,
     )
@@ -198,21 +291,24 @@ def _split_words(text: tf.Tensor, spec: WordPieceSpec) -> tf.RaggedTensor:
     def restore(flat_words: tf.Tensor) -> tf.Tensor:
         too_long = tf.strings.length(flat_words, unit="UTF8_CHAR") > _MAX_CHARS_PER_WORD
         flat_words = tf.where(too_long, spec.unk_token, flat_words)
-        for i, token in enumerate(spec.special_tokens):
-            flat_words = tf.where(tf.equal(flat_words, _SENTINEL.format(i)), token, flat_words)
+        for i, token in enumerate(spec.added_tokens):
+            flat_words = tf.where(tf.equal(flat_words, _SENTINEL.format(i)), token.content,
+                                  flat_words)
         return flat_words
 
     return tf.ragged.map_flat_values(restore, words)
 
 
 class WordPieceTokenizer(Tokenizer):
-    """A BERT-style checkpoint's WordPiece tokenizer; [CLS] A [SEP] B [SEP] pairs."""
+    """A BERT-style checkpoint's WordPiece tokenizer: [CLS] A [SEP] B [SEP] pairs, or with
+    `pair_separators=2` MPNet's <s> A </s></s> B </s> (its cls and sep tokens)."""
 
-    def __init__(self, spec: WordPieceSpec) -> None:
+    def __init__(self, spec: WordPieceSpec, pair_separators: int = 1) -> None:
         super().__init__(name="wordpiece_tokenizer")
         self.spec = spec
         self.vocab_table = create_vocab_table(spec)
-        self.template = PairTemplate(start=(spec.cls_id,), middle=(spec.sep_id,),
+        self.template = PairTemplate(start=(spec.cls_id,),
+                                     middle=(spec.sep_id,) * pair_separators,
                                      end=(spec.sep_id,), pad_id=spec.pad_id)
 
     @tf.autograph.experimental.do_not_convert
@@ -229,6 +325,10 @@ class WordPieceTokenizer(Tokenizer):
 
 
 def load(checkpoint_dir: str, model_type: str = "bert") -> WordPieceTokenizer:
-    """The WordPiece tokenizer of a bert, distilbert or electra checkpoint directory."""
-    del model_type  # the three families share BertTokenizerFast's algorithm
-    return WordPieceTokenizer(load_wordpiece_spec(checkpoint_dir))
+    """The WordPiece tokenizer of a bert, distilbert, electra or mpnet checkpoint directory.
+
+    The four families share BertTokenizerFast's algorithm; MPNet frames pairs as
+    RoBERTa does (`pair_separators` of components.families.table).
+    """
+    return WordPieceTokenizer(load_wordpiece_spec(checkpoint_dir),
+                              FAMILIES[model_type].pair_separators)
