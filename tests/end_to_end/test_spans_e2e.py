@@ -9,6 +9,8 @@ a span 3 resampled from the same source passes the drift gate. The span-1 run an
 drifted run notify a local HTTP server (`--notify`): "pushed" with version 1, "failed" at
 the DriftGate.
 `tests/end_to_end/test_run_compiled_spans.py` plays the first two on the compiled spec.
+Span 1 is `make test`'s end-to-end run on this runner; the rest, which builds on it, is
+marked slow (`make test-slow` runs the whole file).
 """
 
 import json
@@ -89,6 +91,7 @@ def test_span_1_is_pushed_as_version_1(workspace: Path, notified: Received, caps
     assert document["verdict"] and document["message"].startswith("blessed; pushed as version 1")
 
 
+@pytest.mark.slow
 def test_span_2_alone_is_ingested_warm_started_from_version_1_and_gated_span_by_span(
         workspace: Path, capsys):
     first_examples = _latest(workspace)["QqpExampleGen"].outputs["examples"][0].uri
@@ -155,6 +158,7 @@ def _check_the_release(version_dir: Path, report: dict) -> None:
                 f"{item['ci_high']:+.4f} |") in card, item
 
 
+@pytest.mark.slow
 def test_a_shifted_span_stops_before_transform_naming_the_feature(workspace: Path,
                                                                  notified: Received, capsys):
     gate_scenario.write_data(workspace / "data" / "span-3", part=2, appended=SHIFT)
@@ -175,6 +179,7 @@ def test_a_shifted_span_stops_before_transform_naming_the_feature(workspace: Pat
     assert document["run_id"] == run_results.latest_run_id(str(workspace / "md.sqlite"))
 
 
+@pytest.mark.slow
 def test_a_resample_of_span_2_passes_the_drift_gate(workspace: Path, capsys):
     gate_scenario.write_data(workspace / "data" / "span-3", part=2)  # the same source
     assert _run(workspace, "--until", "DriftGate") == 0

@@ -197,6 +197,7 @@ print(pusher.push_model(model, base).version_dir, flush=True)
 """
 
 
+@pytest.mark.slow  # process start-ups (make test-slow)
 def test_concurrent_pushes_from_several_processes_take_distinct_versions(tmp_path: Path):
     base = tmp_path / "serving" / "qqp"
     models = [saved_model(tmp_path / f"model{i}", content=f"m{i}".encode()) for i in range(3)]

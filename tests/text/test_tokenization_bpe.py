@@ -21,6 +21,7 @@ from transformers import AutoTokenizer  # noqa: E402
 
 from components.text.tokenization import base, byte_level_bpe  # noqa: E402
 from fixtures import families  # noqa: E402
+from tests.text.parity import assert_parity, trained_tokenizer_dir  # noqa: E402
 
 EDGE_CASES = [
     "",
@@ -59,10 +60,7 @@ EDGE_CASES = [
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A RoBERTa-like tokenizer directory trained on the bundled sample's train questions."""
-    directory = tmp_path_factory.mktemp("roberta")
-    families.write_tokenizer_files(directory, families.training_texts(), "roberta")
-    families.write_model_type(directory, "roberta")
-    return directory
+    return trained_tokenizer_dir(tmp_path_factory, "roberta")
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +71,6 @@ def hf(checkpoint: Path):
 @pytest.fixture(scope="module")
 def tokenizer(checkpoint: Path) -> byte_level_bpe.ByteLevelBpeTokenizer:
     return byte_level_bpe.load(str(checkpoint), "roberta")
-
-
-def _assert_parity(directory: Path, first: list[str], second: list[str],
-                   max_length: int) -> dict:
-    """Every pair and question is identical; returns the counts."""
-    counts = families.parity_counts(directory, first, second, max_length)
-    assert (counts["pairs_identical"], counts["questions_identical"]) == (
-        len(first), 2 * len(first)), counts["first_differences"]
-    return counts
 
 
 def test_checkpoint_files(checkpoint: Path, hf, tokenizer) -> None:
@@ -101,7 +90,7 @@ def test_checkpoint_files(checkpoint: Path, hf, tokenizer) -> None:
 def test_dev_pairs_and_questions_match(checkpoint: Path, max_length: int) -> None:
     first, second = families.read_questions(families.SAMPLE_DIR / "dev.tsv")
     assert len(first) == 1000
-    _assert_parity(checkpoint, first, second, max_length)
+    assert_parity(checkpoint, first, second, max_length)
 
 
 def test_edge_cases_without_special_tokens(hf, tokenizer) -> None:
@@ -113,7 +102,7 @@ def test_edge_cases_without_special_tokens(hf, tokenizer) -> None:
 
 @pytest.mark.parametrize("max_length", [128, 32])
 def test_edge_cases_pairs_and_questions(checkpoint: Path, hf, max_length: int) -> None:
-    counts = _assert_parity(checkpoint, EDGE_CASES, EDGE_CASES[::-1], max_length)
+    counts = assert_parity(checkpoint, EDGE_CASES, EDGE_CASES[::-1], max_length)
     assert counts["pairs_truncated"] > 0
     single = hf(EDGE_CASES, truncation=True, max_length=max_length)["input_ids"]
     assert max(len(ids) for ids in single) == max_length  # questions truncated too

@@ -22,6 +22,7 @@ from transformers import MPNetTokenizerFast  # noqa: E402
 from components.text.tokenization import load_tokenizer, wordpiece  # noqa: E402
 from components.text.tokenization.added_tokens import AddedToken, read_added_tokens  # noqa: E402
 from fixtures import families  # noqa: E402
+from tests.text.parity import assert_parity, trained_tokenizer_dir  # noqa: E402
 from tests.text.test_tokenization import EDGE_CASES as BERT_EDGE_CASES  # noqa: E402
 
 # Each literal special-token case, with what MPNetTokenizerFast gives (ids without <s> </s>;
@@ -51,10 +52,7 @@ EDGE_CASES = BERT_EDGE_CASES + [text for text, _ in LITERAL_CASES] + TEXT_CASES
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MPNet tokenizer directory trained on the bundled sample's train questions."""
-    directory = tmp_path_factory.mktemp("mpnet")
-    families.write_tokenizer_files(directory, families.training_texts(), "mpnet")
-    families.write_model_type(directory, "mpnet")
-    return directory
+    return trained_tokenizer_dir(tmp_path_factory, "mpnet")
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +63,6 @@ def hf(checkpoint: Path):
 @pytest.fixture(scope="module")
 def tokenizer(checkpoint: Path) -> wordpiece.WordPieceTokenizer:
     return load_tokenizer(str(checkpoint))
-
-
-def _assert_parity(directory: Path, first: list[str], second: list[str],
-                   max_length: int) -> dict:
-    """Every pair and single question is identical; returns the counts."""
-    counts = families.parity_counts(directory, first, second, max_length)
-    assert (counts["pairs_identical"], counts["questions_identical"]) == (
-        len(first), 2 * len(first)), counts["first_differences"]
-    return counts
 
 
 def test_the_fixture_looks_like_all_mpnet_base_v2(checkpoint: Path, hf, tokenizer):
@@ -94,14 +83,14 @@ def test_the_fixture_looks_like_all_mpnet_base_v2(checkpoint: Path, hf, tokenize
 @pytest.mark.parametrize("max_length", [128, 32])
 def test_dev_pairs_and_questions_match(checkpoint: Path, max_length: int):
     first, second = families.read_questions(families.SAMPLE_DIR / "dev.tsv")
-    counts = _assert_parity(checkpoint, first, second, max_length)
+    counts = assert_parity(checkpoint, first, second, max_length)
     assert counts["pairs"] == 1000
     assert (counts["pairs_truncated"] > 0) == (max_length == 32)
 
 
 @pytest.mark.parametrize("max_length", [128, 16])
 def test_edge_cases_match(checkpoint: Path, max_length: int):
-    _assert_parity(checkpoint, EDGE_CASES, EDGE_CASES[::-1], max_length)
+    assert_parity(checkpoint, EDGE_CASES, EDGE_CASES[::-1], max_length)
 
 
 @pytest.mark.parametrize("text,tokens", LITERAL_CASES)

@@ -139,6 +139,7 @@ def killed_runs(workspace: Workspace, tmp_path_factory) -> KilledRuns:
                       root / "second.npz")
 
 
+@pytest.mark.slow  # three Trainer executions in subprocesses (make test-slow)
 def test_a_run_killed_during_training_resumes_after_its_last_epoch(killed_runs: KilledRuns):
     assert killed_runs.epochs_backed_up[0] == 1
     output = killed_runs.resumed_output
@@ -161,6 +162,7 @@ def _backup(resume_root: Path, name: str, written_days_ago: float) -> Path:
     return resume_root / name
 
 
+@pytest.mark.slow
 def test_a_run_killed_during_export_exports_without_retraining(
         killed_runs: KilledRuns, monkeypatch, caplog):
     fn_args = tfx.components.FnArgs(**_fn_args(killed_runs.workspace, killed_runs.trainer_dir, 3))
