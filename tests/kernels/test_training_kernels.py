@@ -179,9 +179,10 @@ def test_the_fused_output_blocks_all_run_the_same_call():
 
     from transformers.models.bert import modeling_tf_bert
     from transformers.models.electra import modeling_tf_electra
+    from transformers.models.mpnet import modeling_tf_mpnet
     from transformers.models.roberta import modeling_tf_roberta
 
-    modules = (modeling_tf_bert, modeling_tf_roberta, modeling_tf_electra)
+    modules = (modeling_tf_bert, modeling_tf_roberta, modeling_tf_electra, modeling_tf_mpnet)
     bodies = {name: inspect.getsource(getattr(module, name).call).split(":\n", 1)[1]
               for name in RESIDUAL_NORM_BLOCKS
               for module in modules if hasattr(module, name)}
